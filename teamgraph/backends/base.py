@@ -1,0 +1,66 @@
+"""The one small protocol every model backend implements.
+
+Backends are the only code that talks to models. The harness hands a backend a list of requests
+(many at once, so batching or concurrent backends are fed well) and gets one result per request,
+in the same order. A reply that comes back empty, or a request the model refuses, is a result
+with ``status`` ``empty`` or ``error``; a backend that cannot work at all (unreachable URL, unknown
+model) raises ``BackendError`` naming the agent and where it looked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One utterance to generate: either a transcript ``prompt`` or chat ``messages``."""
+
+    agent: str
+    model: str
+    prompt: str | None = None
+    messages: tuple[dict[str, str], ...] | None = None
+    max_tokens: int = 64
+    temperature: float = 0.8
+    top_p: float = 0.95
+    repeat_penalty: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("a GenerationRequest needs exactly one of prompt or messages")
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What came back: ``status`` is ``ok``, ``empty`` (blank reply) or ``error`` (with ``error``)."""
+
+    text: str
+    status: str = "ok"
+    error: str | None = None
+    n_tokens: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def from_text(cls, text: str | None, n_tokens: int | None = None, seconds: float | None = None) -> "GenerationResult":
+        clean = (text or "").strip()
+        return cls(clean, "ok" if clean else "empty", None, n_tokens, seconds)
+
+    @classmethod
+    def failed(cls, error: str, seconds: float | None = None) -> "GenerationResult":
+        return cls("", "error", error, None, seconds)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """``generate`` returns one result per request, in order; ``describe`` feeds cache keys."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What determines outputs (type, model files, endpoint): part of every cache key. No secrets."""
+        ...
+
+    def close(self) -> None: ...

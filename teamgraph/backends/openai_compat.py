@@ -1,0 +1,245 @@
+"""The ``openai`` backend: any OpenAI-compatible server (OpenAI, vLLM serve, llama.cpp server, ...).
+
+Transcript requests go to ``/v1/completions``, chat requests to ``/v1/chat/completions``. Requests
+run concurrently on a thread pool. Retries are ours and visible: 429, 5xx, timeouts and connection
+errors are retried with exponential backoff and a warning per retry. The API key comes from an
+environment variable and is never shown in ``describe()``, ``repr``, log lines or error messages.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Sequence, TypeVar
+
+import openai
+
+from ..errors import BackendError, ConfigError
+from .base import GenerationRequest, GenerationResult
+
+log = logging.getLogger("teamgraph.backends.openai")
+
+T = TypeVar("T")
+
+_NO_KEY = "EMPTY"  # local servers (llama.cpp, vLLM) accept any key
+_MAX_LISTED = 8  # served models named in an error message
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way worth retrying; ``reason`` is a short phrase for the log."""
+
+    def __init__(self, reason: str, unreachable: bool):
+        super().__init__(reason)
+        self.reason = reason
+        self.unreachable = unreachable
+
+
+class OpenAIBackend:
+    """Generate through an OpenAI-compatible HTTP endpoint (``base_url`` ends in ``/v1``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key_env: str | None = None,
+        concurrency: int = 4,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+    ):
+        if concurrency < 1:
+            raise ConfigError("concurrency", f"must be at least 1, got {concurrency}")
+        if max_retries < 0:
+            raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        if api_key_env is None:
+            key = _NO_KEY
+        else:
+            key = os.environ.get(api_key_env, "")
+            if not key:
+                raise ConfigError("api_key_env", f"environment variable {api_key_env} is not set")
+        self._key = key
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAIBackend(base_url={self.base_url!r}, api_key_env={self.api_key_env!r}, "
+            f"concurrency={self.concurrency}, timeout={self.timeout}, max_retries={self.max_retries})"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Type and endpoint (part of cache keys); never the key."""
+        return {"type": "openai", "base_url": self.base_url}
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- generation --------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """One result per request, in request order; at most ``concurrency`` calls in flight."""
+        if not requests:
+            return []
+        if self.concurrency == 1 or len(requests) == 1:
+            return [self._generate_one(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            futures: list[Future[GenerationResult]] = [pool.submit(self._generate_one, r) for r in requests]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:  # a fatal error (unreachable, unknown model) stops what has not started
+                    f.cancel()
+                raise
+
+    def _generate_one(self, request: GenerationRequest) -> GenerationResult:
+        start = time.perf_counter()
+        try:
+            response = self._with_retries(request.agent, request.model, lambda: self._create(request))
+        except _Failed as failed:
+            return GenerationResult.failed(failed.message, seconds=time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        choice = response.choices[0] if response.choices else None
+        if choice is None:
+            text = None
+        elif request.messages is not None:
+            text = choice.message.content
+        else:
+            text = choice.text
+        usage = getattr(response, "usage", None)
+        n_tokens = getattr(usage, "completion_tokens", None) if usage is not None else None
+        return GenerationResult.from_text(text, n_tokens=n_tokens, seconds=seconds)
+
+    def _create(self, request: GenerationRequest) -> Any:
+        """One HTTP call, no retries: ``/chat/completions`` for messages, ``/completions`` for a prompt."""
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+        }
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        extra_body = dict(request.extra)
+        if request.repeat_penalty is not None:
+            extra_body["repeat_penalty"] = request.repeat_penalty
+        if extra_body:
+            kwargs["extra_body"] = extra_body
+        if request.messages is not None:
+            return self._client.chat.completions.create(messages=[dict(m) for m in request.messages], **kwargs)
+        return self._client.completions.create(prompt=request.prompt, **kwargs)
+
+    # -- preflight ---------------------------------------------------------------------------
+
+    def check(self, models: Sequence[tuple[str, str]]) -> None:
+        """Preflight: the endpoint answers and serves every ``(agent, model)``; else ``BackendError``."""
+        if not models:
+            return
+        first_agent = models[0][0]
+        try:
+            page = self._with_retries(first_agent, None, lambda: self._client.models.list())
+        except _Failed as failed:
+            raise BackendError(f"agent {first_agent}: {failed.message}") from None
+        served = sorted(m.id for m in page.data)
+        for agent, model in models:
+            if model not in served:
+                listed = ", ".join(served[:_MAX_LISTED]) or "none"
+                if len(served) > _MAX_LISTED:
+                    listed += f", ... ({len(served) - _MAX_LISTED} more)"
+                raise BackendError(f"agent {agent}: model '{model}' is not served by {self.base_url} (served: {listed})")
+
+    # -- errors and retries ------------------------------------------------------------------
+
+    def _with_retries(self, agent: str, model: str | None, call: Callable[[], T]) -> T:
+        """Run ``call``, retrying 429/5xx/timeouts/connection errors with exponential backoff."""
+        attempts = self.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._classify(agent, model, call)
+            except _Retryable as problem:
+                if attempt == attempts:
+                    if problem.unreachable:
+                        raise BackendError(f"agent {agent}: cannot reach {self.base_url} ({problem.reason})") from None
+                    raise _Failed(f"{problem.reason} from {self.base_url} after {attempts} attempts") from None
+                delay = self.backoff * 2 ** (attempt - 1)
+                log.warning(
+                    "agent %s: %s from %s, retry %d/%d in %.1fs",
+                    agent, problem.reason, self.base_url, attempt, self.max_retries, delay,
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _classify(self, agent: str, model: str | None, call: Callable[[], T]) -> T:
+        """Turn the client's exceptions into ours: retryable, fatal ``BackendError`` or a failed request."""
+        try:
+            return call()
+        except openai.APITimeoutError:
+            raise _Retryable(f"timed out after {self.timeout:g}s", unreachable=True) from None
+        except openai.APIConnectionError as exc:
+            raise _Retryable(_connection_reason(exc), unreachable=True) from None
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if status == 429 or status >= 500:
+                raise _Retryable(str(status), unreachable=False) from None
+            if status in (401, 403):
+                if self.api_key_env is None:
+                    raise BackendError(
+                        f"agent {agent}: {self.base_url} refused the request (HTTP {status}); "
+                        "it needs an API key: set api_key_env"
+                    ) from None
+                raise BackendError(
+                    f"agent {agent}: the API key in environment variable {self.api_key_env} "
+                    f"was rejected by {self.base_url} (HTTP {status})"
+                ) from None
+            if status == 404:
+                what = f"model '{model}'" if model else "the models list"
+                raise BackendError(
+                    f"agent {agent}: {what} not found at {self.base_url} (HTTP 404; check the model name "
+                    "and that the URL ends in /v1)"
+                ) from None
+            raise _Failed(f"HTTP {status} from {self.base_url}: {self._scrub(_body_message(exc))}") from None
+        except openai.APIError as exc:  # e.g. a response that does not parse
+            raise _Failed(f"bad response from {self.base_url}: {self._scrub(str(exc))}") from None
+
+    def _scrub(self, text: str) -> str:
+        """Servers may echo the key back in an error body: never pass it on."""
+        if self._key and self._key != _NO_KEY:
+            text = text.replace(self._key, "***")
+        return " ".join(text.split())[:300]
+
+
+class _Failed(Exception):
+    """This request failed for good, but the run can go on: it becomes a ``GenerationResult.failed``."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _connection_reason(exc: openai.APIConnectionError) -> str:
+    """A short phrase for why a connection failed (``connection refused``, ...)."""
+    cause = exc.__cause__
+    text = str(cause or exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "unknown host"
+    return f"connection error: {' '.join(str(cause or exc).split())[:120]}"
+
+
+def _body_message(exc: openai.APIStatusError) -> str:
+    """The server's error message when the body has one, else the client's."""
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return str(exc)

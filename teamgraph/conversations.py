@@ -1,0 +1,129 @@
+"""Conversation records and their JSONL form (one conversation per line)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One turn of a conversation. ``status`` is ``ok``, ``empty`` or ``error``; failed turns are kept."""
+
+    speaker: str
+    text: str
+    status: str = "ok"
+
+    def to_dict(self) -> dict:
+        d = {"speaker": self.speaker, "text": self.text}
+        if self.status != "ok":
+            d["status"] = self.status
+        return d
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The utterances of two agents about one topic, in order.
+
+    ``id`` is optional: when missing, a stable id is derived from the content, so the same
+    conversation always gets the same id (used as edge provenance).
+    """
+
+    agent_a: str
+    agent_b: str
+    topic: str
+    utterances: tuple[Utterance, ...] = field(default_factory=tuple)
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Accept lists for convenience; store tuples so the record stays hashable and immutable.
+        object.__setattr__(self, "utterances", tuple(self.utterances))
+        if self.id is None:
+            object.__setattr__(self, "id", _content_id(self))
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        """The two agent names, sorted."""
+        return tuple(sorted((self.agent_a, self.agent_b)))  # type: ignore[return-value]
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "agent_a": self.agent_a,
+            "agent_b": self.agent_b,
+            "topic": self.topic,
+            "utterances": [u.to_dict() for u in self.utterances],
+        }
+
+
+def _content_id(conv: Conversation) -> str:
+    payload = json.dumps(
+        [conv.agent_a, conv.agent_b, conv.topic, [[u.speaker, u.text, u.status] for u in conv.utterances]],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def conversation_from_dict(obj: object, where: str = "conversation") -> Conversation:
+    """Build a Conversation from its JSON object, with an error naming ``where`` and the problem."""
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    for key in ("agent_a", "agent_b", "topic"):
+        if key not in obj:
+            raise InputError(f"{where}: missing field '{key}'")
+        if not isinstance(obj[key], str) or not obj[key].strip():
+            raise InputError(f"{where}: field '{key}' must be a non-empty string")
+    if obj["agent_a"] == obj["agent_b"]:
+        raise InputError(f"{where}: agent_a and agent_b are both '{obj['agent_a']}'")
+    raw = obj.get("utterances")
+    if not isinstance(raw, list):
+        raise InputError(f"{where}: field 'utterances' must be a list")
+    utterances = []
+    for i, u in enumerate(raw):
+        if not isinstance(u, dict) or not isinstance(u.get("speaker"), str) or not isinstance(u.get("text"), str):
+            raise InputError(f"{where}: utterance {i} must be an object with string 'speaker' and 'text'")
+        if u["speaker"] not in (obj["agent_a"], obj["agent_b"]):
+            raise InputError(f"{where}: utterance {i} speaker '{u['speaker']}' is neither agent_a nor agent_b")
+        utterances.append(Utterance(u["speaker"], u["text"], u.get("status", "ok")))
+    conv_id = obj.get("id")
+    if conv_id is not None and not isinstance(conv_id, str):
+        raise InputError(f"{where}: field 'id' must be a string")
+    return Conversation(obj["agent_a"], obj["agent_b"], obj["topic"], tuple(utterances), conv_id)
+
+
+def iter_conversations_jsonl(path: str | Path) -> Iterator[Conversation]:
+    """Yield conversations from a JSONL file; blank lines are skipped."""
+    path = Path(path)
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            yield conversation_from_dict(obj, where=f"{path}:{lineno}")
+
+
+def read_conversations(path: str | Path) -> list[Conversation]:
+    """Read every conversation of a JSONL file (errors name the line number)."""
+    convs = list(iter_conversations_jsonl(path))
+    if not convs:
+        raise InputError(f"{path}: no conversations in file")
+    return convs
+
+
+def write_conversations(conversations: Iterable[Conversation], path: str | Path) -> None:
+    """Write conversations as JSONL, one object per line."""
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for conv in conversations:
+            fh.write(json.dumps(conv.to_dict(), ensure_ascii=False) + "\n")

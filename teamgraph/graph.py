@@ -1,0 +1,150 @@
+"""The language-model graph: agents as nodes, relationship values as weighted edges."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .scoring import aggregate_topics, check_values
+
+THRESHOLD_RULES = ("none", "mean", "quantile:Q", "top_k:K")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A weak-edge rule: ``none``, ``mean`` (default), ``quantile`` with ``q``, or ``top_k`` with ``k``."""
+
+    rule: str = "mean"
+    q: float | None = None
+    k: int | None = None
+
+    @classmethod
+    def parse(cls, spec: "str | Threshold") -> "Threshold":
+        """Parse ``"none"``, ``"mean"``, ``"quantile:0.75"`` or ``"top_k:3"``."""
+        if isinstance(spec, Threshold):
+            return spec
+        text = str(spec).strip().lower()
+        name, _, arg = text.partition(":")
+        try:
+            if name in ("none", "mean") and not arg:
+                return cls(name)
+            if name == "quantile" and arg and 0.0 <= float(arg) <= 1.0:
+                return cls("quantile", q=float(arg))
+            if name == "top_k" and arg and int(arg) >= 1:
+                return cls("top_k", k=int(arg))
+        except ValueError:
+            pass
+        raise InputError(f"threshold: '{spec}' is not one of {', '.join(THRESHOLD_RULES)} (0<=Q<=1, K>=1)")
+
+    def __str__(self) -> str:
+        if self.rule == "quantile":
+            return f"quantile:{self.q:g}"
+        if self.rule == "top_k":
+            return f"top_k:{self.k}"
+        return self.rule
+
+
+def edge_mask(values: pd.DataFrame, threshold: Threshold) -> tuple[np.ndarray, float | None]:
+    """Which value rows survive ``threshold``, and the cut-off value used (None for none/top_k)."""
+    w = values["weight"].to_numpy(dtype=float)
+    if threshold.rule == "none" or len(w) == 0:
+        return np.ones(len(w), dtype=bool), None
+    if threshold.rule == "mean":
+        cut = float(w.mean())
+        return w >= cut, cut
+    if threshold.rule == "quantile":
+        cut = float(np.quantile(w, threshold.q))
+        return w >= cut, cut
+    # top_k: keep an edge when it is among the k strongest of either endpoint (ties by name).
+    frame = values.reset_index(drop=True)
+    idx = np.arange(len(frame))
+    ends = pd.concat([
+        pd.DataFrame({"node": frame["agent_a"], "other": frame["agent_b"], "weight": w, "row": idx}),
+        pd.DataFrame({"node": frame["agent_b"], "other": frame["agent_a"], "weight": w, "row": idx}),
+    ]).sort_values(["node", "weight", "other"], ascending=[True, False, True])
+    keep = np.zeros(len(w), dtype=bool)
+    keep[ends.groupby("node").head(threshold.k)["row"].to_numpy()] = True
+    return keep, None
+
+
+def build_graph(
+    values: pd.DataFrame,
+    threshold: str | Threshold = "mean",
+    topic: str | None = None,
+    agents: Iterable[Any] | Mapping[str, Mapping] | None = None,
+) -> nx.Graph:
+    """Build the language-model graph of one topic (or of all topics when ``topic`` is None).
+
+    Weak edges are removed by ``threshold``, and so are edges of value <= 0 (modularity needs
+    non-negative weights). Edges carry ``weight``, ``n_conversations`` and ``conversations``
+    (provenance ids). Nodes are
+    every agent seen in ``values`` (plus ``agents``), in sorted order, with their public attributes.
+
+    >>> g = build_graph(values, threshold="mean", topic="mathematics")  # doctest: +SKIP
+    >>> sorted(g.nodes)[:2], g.graph["threshold"]                       # doctest: +SKIP
+    """
+    check_values(values)
+    values = values.copy()
+    if "n_conversations" not in values:
+        values["n_conversations"] = 1
+    if "conversation_ids" not in values:
+        values["conversation_ids"] = [[] for _ in range(len(values))]
+    swapped = values["agent_a"] > values["agent_b"]
+    values.loc[swapped, ["agent_a", "agent_b"]] = values.loc[swapped, ["agent_b", "agent_a"]].to_numpy()
+    if (values["agent_a"] == values["agent_b"]).any():
+        raise InputError("relationship values contain a self-pair (agent_a == agent_b)")
+    all_names = set(values["agent_a"]) | set(values["agent_b"])
+    if topic is None:
+        selected = aggregate_topics(values)
+        topic_name = "all"
+    else:
+        topics = sorted(values["topic"].unique())
+        if topic not in topics:
+            raise InputError(f"topic '{topic}' not in relationship values (have: {', '.join(topics)})")
+        selected = values[values["topic"] == topic]
+        topic_name = topic
+    if selected.duplicated(["agent_a", "agent_b"]).any():
+        raise InputError(f"topic '{topic_name}': several rows for one agent pair; use relationship_values to average them")
+    selected = selected.sort_values(["agent_a", "agent_b"]).reset_index(drop=True)
+    rule = Threshold.parse(threshold)
+    keep, cut = edge_mask(selected, rule)
+
+    attrs = _agent_attributes(agents)
+    all_names |= set(attrs)
+    g = nx.Graph(topic=topic_name, metric=values.attrs.get("metric", "unknown"),
+                 threshold=str(rule), threshold_value=cut)
+    for name in sorted(all_names):
+        g.add_node(name, **attrs.get(name, {}))
+    for row, kept in zip(selected.itertuples(index=False), keep):
+        if kept and row.weight > 0:
+            g.add_edge(row.agent_a, row.agent_b, weight=float(row.weight),
+                       n_conversations=int(row.n_conversations), conversations=list(row.conversation_ids))
+    return g
+
+
+def build_graphs(values: pd.DataFrame, threshold: str | Threshold = "mean", agents: Any = None) -> dict[str, nx.Graph]:
+    """One graph per topic plus the all-topics aggregate under the key ``"all"``."""
+    check_values(values)
+    graphs = {t: build_graph(values, threshold, t, agents) for t in sorted(values["topic"].unique())}
+    if len(graphs) > 1 or "all" not in graphs:
+        graphs["all"] = build_graph(values, threshold, None, agents)
+    return graphs
+
+
+def _agent_attributes(agents: Any) -> dict[str, dict]:
+    """Public node attributes from Agent objects or a name -> dict mapping (never secrets)."""
+    if agents is None:
+        return {}
+    if isinstance(agents, Mapping):
+        items = agents.items()
+    else:
+        items = ((a.name, a.public_dict()) for a in agents)
+    out = {}
+    for name, info in items:
+        clean = {k: v for k, v in dict(info).items() if "key" not in k.lower() and k != "name"}
+        out[str(name)] = clean
+    return out
