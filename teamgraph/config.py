@@ -88,10 +88,6 @@ class RunConfig:
     store: str | None = None  # default: <output>/store.sqlite
     source: str | None = None
 
-    @property
-    def store_path(self) -> Path:
-        return Path(self.store) if self.store else Path(self.output) / "store.sqlite"
-
 
 # -- loading ----------------------------------------------------------------------------------
 

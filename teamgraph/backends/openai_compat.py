@@ -2,7 +2,8 @@
 
 Transcript requests go to ``/v1/completions``, chat requests to ``/v1/chat/completions``. Requests
 run concurrently on a thread pool. Retries are ours and visible: 429, 5xx, timeouts and connection
-errors are retried with exponential backoff and a warning per retry. The API key comes from an
+errors are retried with exponential backoff and a warning per retry; when retries run out the run
+stops with a ``BackendError`` (nothing half-done is stored, so the next run resumes). The API key comes from an
 environment variable and is never shown in ``describe()``, ``repr``, log lines or error messages.
 """
 from __future__ import annotations
@@ -65,6 +66,11 @@ class OpenAIBackend:
                 raise ConfigError("api_key_env", f"environment variable {api_key_env} is not set")
         self._key = key
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=timeout)
+
+    @property
+    def max_batch(self) -> int:
+        """Requests per harness call: enough to keep every slot busy, few enough to store replies often."""
+        return 4 * self.concurrency
 
     def __repr__(self) -> str:
         return (
@@ -164,9 +170,11 @@ class OpenAIBackend:
                 return self._classify(agent, model, call)
             except _Retryable as problem:
                 if attempt == attempts:
+                    # Fatal, not a failed turn: the run stops and a later run resumes these requests.
                     if problem.unreachable:
                         raise BackendError(f"agent {agent}: cannot reach {self.base_url} ({problem.reason})") from None
-                    raise _Failed(f"{problem.reason} from {self.base_url} after {attempts} attempts") from None
+                    raise BackendError(f"agent {agent}: HTTP {problem.reason} from {self.base_url} "
+                                       f"after {attempts} attempts; run again later to resume") from None
                 delay = self.backoff * 2 ** (attempt - 1)
                 log.warning(
                     "agent %s: %s from %s, retry %d/%d in %.1fs",

@@ -1,0 +1,90 @@
+"""In-process llama.cpp (llama-cpp-python): the embedded local default, Gemma 3 270M from PyPI."""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import BackendError, MissingDependencyError
+from ..models import resolve_gguf
+from .base import GenerationRequest, GenerationResult
+
+
+class LlamaCppBackend:
+    """Runs GGUF models in this process, one request after the other (llama.cpp is single-stream).
+
+    ``model`` names in requests are the packaged ``gemma-3-270m`` or a GGUF path; each model is
+    loaded once and kept. ``n_threads`` defaults to the machine's core count.
+    """
+
+    #: llama.cpp answers one request at a time: the harness stores each reply as soon as it arrives.
+    max_batch = 1
+
+    def __init__(self, n_threads: int | None = None, n_ctx: int = 2048, n_gpu_layers: int = 0,
+                 model_dir: str | None = None):
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("the llamacpp backend needs llama-cpp-python: pip install 'teamgraph[local]'") from None
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_ctx = n_ctx
+        self.n_gpu_layers = n_gpu_layers
+        self.model_dir = model_dir
+        self._models: dict[str, Any] = {}
+        self._paths: dict[str, Path] = {}
+
+    def model_path(self, model: str) -> Path:
+        if model not in self._paths:
+            self._paths[model] = resolve_gguf(model, self.model_dir)
+        return self._paths[model]
+
+    def _load(self, model: str) -> Any:
+        if model not in self._models:
+            from llama_cpp import Llama
+
+            path = self.model_path(model)
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+                try:
+                    self._models[model] = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                                n_gpu_layers=self.n_gpu_layers, verbose=False)
+                except (ValueError, RuntimeError) as exc:
+                    raise BackendError(f"model '{model}': llama.cpp cannot load {path} ({exc})") from None
+        return self._models[model]
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "llamacpp", "n_ctx": self.n_ctx}
+
+    def model_fingerprint(self, model: str) -> str:
+        """Identifies the weights behind ``model`` for cache keys (file name and size)."""
+        path = self.model_path(model)
+        return f"{path.name}:{path.stat().st_size}"
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        return [self._one(r) for r in requests]
+
+    def _one(self, req: GenerationRequest) -> GenerationResult:
+        llm = self._load(req.model)
+        kwargs: dict[str, Any] = dict(max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
+                                      seed=req.seed, stop=list(req.stop) or None, **req.extra)
+        if req.repeat_penalty is not None:
+            kwargs["repeat_penalty"] = req.repeat_penalty
+        start = time.perf_counter()
+        try:
+            if req.messages is not None:
+                out = llm.create_chat_completion(messages=list(req.messages), **kwargs)
+                text = out["choices"][0]["message"].get("content")
+            else:
+                out = llm.create_completion(prompt=req.prompt, **kwargs)
+                text = out["choices"][0]["text"]
+        except ValueError as exc:  # e.g. prompt longer than the context window
+            return GenerationResult.failed(f"llama.cpp: {exc}", time.perf_counter() - start)
+        usage = out.get("usage") or {}
+        return GenerationResult.from_text(text, usage.get("completion_tokens"), time.perf_counter() - start)
+
+    def close(self) -> None:
+        for llm in self._models.values():
+            with contextlib.suppress(Exception):
+                llm.close()
+        self._models.clear()

@@ -1,0 +1,145 @@
+"""Topic-primed pairwise conversations: planning, prompt formats and the turn-synchronous scheduler."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from tqdm.auto import tqdm
+
+from .backends.base import Backend, GenerationRequest, GenerationResult
+from .config import ConversationConfig
+from .conversations import Conversation
+from .roster import Agent, Roster
+from .store import Store, stable_hash
+
+
+@dataclass(frozen=True)
+class ConversationSpec:
+    """Everything that determines one conversation; ``id`` is a hash of it (the store key)."""
+
+    id: str
+    opener: Agent
+    partner: Agent
+    topic: str
+    turns: int
+    seed: int
+    repeat: int
+
+    def speaker(self, turn: int) -> Agent:
+        return self.opener if turn % 2 == 0 else self.partner
+
+
+def conversation_seed(run_seed: int, a: str, b: str, topic: str, repeat: int) -> int:
+    """A per-conversation seed derived from the run seed, the ordered pair, the topic and the repeat."""
+    return int(stable_hash([run_seed, a, b, topic, repeat])[:8], 16)
+
+
+def plan_conversations(
+    roster: Roster, topics: Sequence[str], settings: ConversationConfig, backend_info: Mapping[str, Any] | None = None
+) -> list[ConversationSpec]:
+    """Every unordered pair per topic and repeat (both orders when set); the roster's first agent opens.
+
+    ``backend_info`` maps agent name -> what identifies its backend and weights (part of the id).
+    """
+    backend_info = backend_info or {}
+    specs = []
+    for topic in topics:
+        for a, b in itertools.combinations(roster, 2):
+            orders = [(a, b), (b, a)] if settings.both_orders else [(a, b)]
+            for repeat in range(settings.repeats):
+                for opener, partner in orders:
+                    seed = conversation_seed(settings.seed, opener.name, partner.name, topic, repeat)
+                    key = {
+                        "opener": opener.public_dict(), "partner": partner.public_dict(),
+                        "backends": [backend_info.get(opener.name), backend_info.get(partner.name)],
+                        "topic": topic, "turns": settings.turns, "seed": seed, "repeat": repeat,
+                        "instruction": settings.instruction, "topic_line": settings.topic_line,
+                    }
+                    specs.append(ConversationSpec(stable_hash(key)[:16], opener, partner, topic, settings.turns, seed, repeat))
+    return specs
+
+
+def build_request(spec: ConversationSpec, history: Sequence[tuple[str, str]], settings: ConversationConfig) -> GenerationRequest:
+    """The request for the next turn, in the speaker's prompt format (``chat`` or ``transcript``)."""
+    turn = len(history)
+    me = spec.speaker(turn)
+    topic_line = settings.topic_line.format(topic=spec.topic)
+    system = "\n".join(p for p in (settings.instruction, me.persona) if p)
+    s = me.sampling
+    common: dict[str, Any] = dict(agent=me.name, model=me.model, max_tokens=s.max_tokens, temperature=s.temperature,
+                                  top_p=s.top_p, repeat_penalty=s.repeat_penalty, seed=(spec.seed + turn) % 2**31,
+                                  extra=dict(s.extra))
+    if me.format == "chat":
+        messages = [{"role": "system", "content": system}]
+        pending = [topic_line]
+        for speaker, text in history:
+            if speaker == me.name:
+                messages.append({"role": "user", "content": "\n\n".join(pending)})
+                messages.append({"role": "assistant", "content": text})
+                pending = []
+            else:
+                pending.append(text)
+        messages.append({"role": "user", "content": "\n\n".join(pending)})
+        return GenerationRequest(messages=tuple(messages), **common)
+    # No blank line before the transcript: with one, the packaged base model answers "" far more often.
+    lines = [system, topic_line] if system else [topic_line]
+    lines += [f"{speaker}: {text}".rstrip() for speaker, text in history]
+    lines.append(f"{me.name}:")
+    return GenerationRequest(prompt="\n".join(lines), stop=("\n",), **common)
+
+
+def run_conversations(
+    specs: Sequence[ConversationSpec],
+    backends: Mapping[str, Backend],
+    store: Store,
+    settings: ConversationConfig,
+    progress: bool = True,
+) -> list[Conversation]:
+    """Run (or resume) every planned conversation, turn-synchronously, writing each reply to ``store``.
+
+    At each step the next utterance of every live conversation is requested together, grouped by
+    backend and agent, so a batching or concurrent backend gets many requests at once. Turns already
+    in the store are reused, so an interrupted run picks up where it stopped.
+    """
+    for spec in specs:
+        store.add_conversation(spec.id, spec.opener.name, spec.partner.name, spec.topic, spec.turns,
+                               {"seed": spec.seed, "repeat": spec.repeat})
+    history = {s.id: [(u["speaker"], u["text"]) for u in store.utterances(s.id)] for s in specs}
+    total = sum(s.turns for s in specs)
+    done = sum(min(len(history[s.id]), s.turns) for s in specs)
+    bar = tqdm(total=total, initial=done, desc="utterances", unit="utt", disable=not progress)
+    try:
+        while True:
+            live = [s for s in specs if len(history[s.id]) < s.turns]
+            if not live:
+                break
+            jobs = []
+            for s in live:
+                me = s.speaker(len(history[s.id]))
+                jobs.append(((me.backend, me.model, me.name, s.id), s, build_request(s, history[s.id], settings)))
+            jobs.sort(key=lambda job: job[0])
+            for backend_name, group in itertools.groupby(jobs, key=lambda job: job[0][0]):
+                group = [(s, req) for _, s, req in group]
+                backend = backends[backend_name]
+                step = getattr(backend, "max_batch", None) or len(group)  # None: the backend takes any batch
+                for start in range(0, len(group), step):
+                    chunk = group[start:start + step]
+                    results = backend.generate([req for _, req in chunk])
+                    _record(store, history, chunk, results)
+                    bar.update(len(chunk))
+    finally:
+        bar.close()
+    return store.conversations([s.id for s in specs])
+
+
+def _record(store: Store, history: dict, chunk: list, results: list[GenerationResult]) -> None:
+    if len(results) != len(chunk):
+        raise RuntimeError(f"backend returned {len(results)} results for {len(chunk)} requests")
+    rows = []
+    for (spec, req), res in zip(chunk, results):
+        turn = len(history[spec.id])
+        rows.append({"conversation_id": spec.id, "turn": turn, "speaker": req.agent, "text": res.text,
+                     "status": res.status, "error": res.error, "n_tokens": res.n_tokens, "seconds": res.seconds})
+        history[spec.id].append((req.agent, res.text))
+    store.add_utterances(rows)

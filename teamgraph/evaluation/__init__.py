@@ -1,0 +1,58 @@
+"""Team evaluation: benchmark items, answer extraction and offline team voting."""
+from teamgraph.evaluation.benchmarks import (
+    BENCHMARKS,
+    MMLU_MATH,
+    MMLU_MEDICAL,
+    MMLU_SUBJECTS,
+    load_benchmark,
+    sample_items,
+)
+from teamgraph.evaluation.extraction import (
+    answer_instruction,
+    extract_answer,
+    format_question,
+    last_boxed,
+    normalize_gold,
+    normalize_math,
+    normalize_number,
+)
+from teamgraph.evaluation.voting import (
+    PROTOCOLS,
+    curated_teams,
+    fit_vote_weights,
+    item_rng,
+    majority_vote,
+    random_team_scores,
+    single_agent_scores,
+    split_items,
+    team_answers,
+    team_scores,
+    weighted_vote,
+)
+
+__all__ = [
+    "PROTOCOLS",
+    "curated_teams",
+    "fit_vote_weights",
+    "item_rng",
+    "majority_vote",
+    "random_team_scores",
+    "single_agent_scores",
+    "split_items",
+    "team_answers",
+    "team_scores",
+    "weighted_vote",
+    "BENCHMARKS",
+    "MMLU_MATH",
+    "MMLU_MEDICAL",
+    "MMLU_SUBJECTS",
+    "answer_instruction",
+    "extract_answer",
+    "format_question",
+    "last_boxed",
+    "load_benchmark",
+    "normalize_gold",
+    "normalize_math",
+    "normalize_number",
+    "sample_items",
+]

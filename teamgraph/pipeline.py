@@ -1,0 +1,151 @@
+"""``teamgraph run``: roster -> conversations -> relationship values -> graphs -> teams, resumable."""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+
+from .backends import Backend, make_backend
+from .communities import Partition, find_communities
+from .config import RunConfig
+from .conversations import Conversation, write_conversations
+from .dialogue import ConversationSpec, plan_conversations, run_conversations
+from .embedding import Embedder
+from .graph import build_graphs
+from .scoring import relationship_values
+from .store import Store
+from .teams import export_teams
+
+
+@dataclass
+class RunResult:
+    """What a run produced: conversations, values, one graph and partition per topic, files."""
+
+    conversations: list[Conversation]
+    values: pd.DataFrame
+    graphs: dict[str, nx.Graph]
+    partitions: dict[str, Partition]
+    files: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def open_backends(config: RunConfig) -> dict[str, Backend]:
+    """Build the backends the roster uses (only those), raising ConfigError on bad settings."""
+    used = sorted({a.backend for a in config.agents})
+    return {name: make_backend(name, config.backends[name].type, config.backends[name].settings, config.source)
+            for name in used}
+
+
+def backend_identity(config: RunConfig, backends: dict[str, Backend]) -> dict[str, Any]:
+    """Agent name -> what identifies its backend and model weights (part of conversation ids)."""
+    out = {}
+    for agent in config.agents:
+        backend = backends[agent.backend]
+        ident = dict(backend.describe())
+        fingerprint = getattr(backend, "model_fingerprint", None)
+        if fingerprint is not None:
+            ident["weights"] = fingerprint(agent.model)
+        out[agent.name] = ident
+    return out
+
+
+def preflight(config: RunConfig, backends: dict[str, Backend]) -> None:
+    """Ask each backend that can, whether it serves the roster's models, before any long work."""
+    for name, backend in backends.items():
+        check = getattr(backend, "check", None)
+        if check is not None:
+            check([(a.name, a.model) for a in config.agents if a.backend == name])
+
+
+def plan(config: RunConfig, backends: dict[str, Backend] | None = None) -> list[ConversationSpec]:
+    ident = backend_identity(config, backends) if backends else None
+    return plan_conversations(config.agents, config.topics, config.conversation, ident)
+
+
+def run(config: RunConfig, out_dir: str | Path | None = None, store_path: str | Path | None = None,
+        progress: bool = True, figures: bool = True) -> RunResult:
+    """Run (or resume) the whole pipeline of ``config`` and write teams JSON and figures to ``out_dir``."""
+    out = Path(out_dir or config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Store(store_path or config.store or out / "store.sqlite"))
+        backends = open_backends(config)
+        for backend in backends.values():
+            stack.callback(backend.close)
+        preflight(config, backends)
+        t0 = time.perf_counter()
+        specs = plan(config, backends)
+        conversations = run_conversations(specs, backends, store, config.conversation, progress=progress)
+        timings["conversations_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        embedder = Embedder(config.scoring.embedder, device=config.scoring.device,
+                            batch_size=config.scoring.batch_size, store=store)
+        values = relationship_values(conversations, metric=config.scoring.metric, embedder=embedder, progress=progress)
+        timings["scoring_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    graphs = build_graphs(values, threshold=config.graph.threshold, agents=config.agents)
+    c = config.communities
+    partitions = {topic: find_communities(g, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed)
+                  for topic, g in graphs.items()}
+    timings["communities_s"] = time.perf_counter() - t0
+
+    files = [out / "conversations.jsonl"]
+    write_conversations(conversations, files[0])
+    values_path = out / "relationship_values.csv"
+    values.assign(conversation_ids=values["conversation_ids"].map(" ".join)).to_csv(values_path, index=False)
+    files.append(values_path)
+    for topic, partition in partitions.items():
+        files.append(export_teams(partition, out / f"teams_{_slug(topic)}.json", extra={"run": config.name}))
+    if figures:
+        files += _figures(partitions, out)
+    return RunResult(conversations, values, graphs, partitions, files, timings)
+
+
+def _figures(partitions: dict[str, Partition], out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from .viz import graph_layout, plot_graph, save_figure
+
+    files = []
+    pos = graph_layout(partitions.get("all", next(iter(partitions.values()))).graph)
+    for topic, partition in partitions.items():
+        fig, ax = plt.subplots(figsize=(6, 5))
+        plot_graph(partition, ax=ax, pos=pos)
+        files += save_figure(fig, out / f"graph_{_slug(topic)}", formats=("png",))
+    return files
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text.lower())[:60] or "topic"
+
+
+def estimate(config: RunConfig, tokens_per_second: float = 90.0, prompt_tokens_per_second: float = 1000.0) -> dict[str, Any]:
+    """Dry-run figures: conversations, utterances, token upper bounds and a rough time.
+
+    Rates default to the packaged Gemma 3 270M on 2 CPU cores with llama.cpp (RUNTIME.md);
+    other backends differ, so the time is labelled as an estimate at those rates.
+    """
+    specs = plan_conversations(config.agents, config.topics, config.conversation)
+    gen_tokens = prompt_tokens = 0
+    for spec in specs:
+        history_tokens = 60 + len((config.conversation.instruction + " " + spec.opener.persona).split()) * 4 // 3
+        for turn in range(spec.turns):
+            me = spec.speaker(turn)
+            gen_tokens += me.sampling.max_tokens
+            prompt_tokens += history_tokens
+            history_tokens += me.sampling.max_tokens
+    seconds = gen_tokens / tokens_per_second + prompt_tokens / prompt_tokens_per_second
+    return {
+        "conversations": len(specs), "utterances": sum(s.turns for s in specs), "topics": len(config.topics),
+        "agents": len(config.agents), "max_generated_tokens": gen_tokens, "approx_prompt_tokens": prompt_tokens,
+        "estimated_seconds": round(seconds, 1), "assumed_tokens_per_second": tokens_per_second,
+    }

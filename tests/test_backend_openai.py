@@ -1,0 +1,333 @@
+"""The ``openai`` backend: a real llama.cpp server with the packaged Gemma 3 270M, plus tiny scripted
+HTTP servers for the error paths (retries, rejected keys, unknown models) a real server will not produce."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+
+import pytest
+
+from teamgraph.backends.base import Backend, GenerationRequest
+from teamgraph.backends.openai_compat import OpenAIBackend
+from teamgraph.errors import BackendError, ConfigError
+
+from .servers import GEMMA_ALIAS, free_port, gemma_server  # noqa: F401  (gemma_server is a fixture)
+
+TOPICS = ["coffee", "jazz", "chess", "rain"]
+SECRET = "sk-test-7f3a9c-do-not-print"
+
+
+def transcript_requests(seed: int = 7) -> list[GenerationRequest]:
+    return [
+        GenerationRequest(
+            agent=f"agent{i}",
+            model=GEMMA_ALIAS,
+            prompt=f"Ada: I think {topic} is overrated.\nBob:",
+            stop=("\n",),
+            max_tokens=24,
+            temperature=0.8,
+            repeat_penalty=1.3,
+            seed=seed,
+        )
+        for i, topic in enumerate(TOPICS)
+    ]
+
+
+# -- a scripted HTTP server ------------------------------------------------------------------------
+
+COMPLETION = {
+    "id": "cmpl-1", "object": "text_completion", "created": 0, "model": "m",
+    "choices": [{"text": " Hello there.", "index": 0, "finish_reason": "stop", "logprobs": None}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+}
+CHAT = {
+    "id": "chat-1", "object": "chat.completion", "created": 0, "model": "m",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Hi!"}}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+
+
+class Scripted:
+    """Answers with the scripted ``(status, body)`` replies in turn (the last one repeats); a callable
+    body is called with the request's JSON body."""
+
+    def __init__(self, replies: list[tuple[int, Any]]):
+        self.replies = replies
+        self.seen: list[tuple[str, dict, dict]] = []  # (path, json body, headers)
+        self.lock = threading.Lock()
+
+    def next_reply(self, path: str, body: dict, headers: dict) -> tuple[int, dict]:
+        with self.lock:
+            self.seen.append((path, body, headers))
+            status, reply = self.replies[min(len(self.seen), len(self.replies)) - 1]
+        return status, reply(body) if callable(reply) else reply
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+@pytest.fixture
+def scripted_server() -> Iterator:
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(replies: list[tuple[int, Any]]) -> tuple[str, Scripted]:
+        script = Scripted(replies)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, body = script.next_reply(self.path, json.loads(raw or b"{}"), _lower(self.headers))
+                self._send(status, body)
+
+            def do_GET(self) -> None:
+                status, body = script.next_reply(self.path, {}, _lower(self.headers))
+                self._send(status, body)
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/v1", script
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def one_request(agent: str = "ada", model: str = "m", **kw: object) -> GenerationRequest:
+    kw.setdefault("prompt", "Ada: Hi.\nBob:")
+    return GenerationRequest(agent=agent, model=model, **kw)  # type: ignore[arg-type]
+
+
+# -- the real server -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_transcript_batch_on_real_server(gemma_server: str) -> None:
+    backend = OpenAIBackend(gemma_server, concurrency=3)
+    try:
+        results = backend.generate(transcript_requests())
+    finally:
+        backend.close()
+    assert isinstance(backend, Backend)
+    assert len(results) == 4
+    assert all(r.status in ("ok", "empty") and r.error is None for r in results), results
+    assert sum(r.status == "ok" for r in results) >= 3, results
+    for r in results:
+        assert "\n" not in r.text  # the stop sequence reached the server
+        assert r.seconds is not None and r.seconds > 0
+        assert r.status != "ok" or (r.n_tokens is not None and 0 < r.n_tokens <= 24)
+
+
+@pytest.mark.slow
+def test_results_follow_request_order_at_any_concurrency(gemma_server: str) -> None:
+    # greedy decoding: each prompt has one reply whatever order the server takes requests in
+    requests = [
+        GenerationRequest(agent=f"a{i}", model=GEMMA_ALIAS, prompt=f"Ada: Tell me about {topic}.\nBob:",
+                          stop=("\n",), max_tokens=16, temperature=0.0, repeat_penalty=1.3, seed=100 + i)
+        for i, topic in enumerate(TOPICS)
+    ]
+    texts = {}
+    for concurrency in (1, 3):
+        backend = OpenAIBackend(gemma_server, concurrency=concurrency)
+        try:
+            texts[concurrency] = [r.text for r in backend.generate(requests)]
+        finally:
+            backend.close()
+    assert len(texts[1]) == 4 and len(set(texts[1])) == 4, texts[1]
+    assert texts[1] == texts[3]
+    backend = OpenAIBackend(gemma_server, concurrency=4)
+    try:
+        assert texts[3] == [r.text for r in backend.generate(requests[::-1])][::-1]
+    finally:
+        backend.close()
+
+
+@pytest.mark.slow
+def test_seed_reaches_the_server(gemma_server: str) -> None:
+    # llama.cpp reuses the longest cached prompt prefix, which shifts the numerics a little, so a sampled
+    # reply can depend on the request before it; with the same history, the same seed gives the same text
+    backend = OpenAIBackend(gemma_server, concurrency=1)
+    request = transcript_requests(seed=11)[1]
+    try:
+        texts = [r.text for r in backend.generate([request] * 3)]
+        by_seed = {r.text for seed in (1, 2, 3, 4) for r in backend.generate(transcript_requests(seed)[1:2])}
+    finally:
+        backend.close()
+    assert texts[1] == texts[2]
+    assert len(by_seed) > 1
+
+
+@pytest.mark.slow
+def test_preflight_check_real_server(gemma_server: str) -> None:
+    backend = OpenAIBackend(gemma_server)
+    try:
+        backend.check([("ada", GEMMA_ALIAS), ("bob", GEMMA_ALIAS)])
+        with pytest.raises(BackendError) as info:
+            backend.check([("ada", GEMMA_ALIAS), ("bob", "gpt-nonexistent")])
+    finally:
+        backend.close()
+    message = str(info.value)
+    assert "bob" in message and "gpt-nonexistent" in message and gemma_server in message
+    assert GEMMA_ALIAS in message  # lists what is served
+    assert "\n" not in message
+
+
+# -- unreachable, retries, keys, unknown models (scripted servers) ---------------------------------
+
+
+def test_unreachable_url_is_one_clear_line_quickly(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = OpenAIBackend(url, max_retries=1, backoff=0.01, timeout=5)
+    start = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="teamgraph.backends.openai"):
+        with pytest.raises(BackendError) as info:
+            backend.generate([one_request("ada"), one_request("bob")])
+    assert time.perf_counter() - start < 5
+    assert str(info.value) == f"agent ada: cannot reach {url} (connection refused)"  # the first request's agent
+    assert "retry 1/1" in caplog.text
+    with pytest.raises(BackendError, match=f"agent ada: cannot reach {url}"):
+        backend.check([("ada", "m")])
+
+
+def test_timeouts_are_retried_then_fatal(scripted_server, caplog: pytest.LogCaptureFixture) -> None:
+    def too_slow(body: dict) -> dict:
+        time.sleep(1.0)
+        return COMPLETION
+
+    url, script = scripted_server([(200, too_slow)])
+    backend = OpenAIBackend(url, timeout=0.2, max_retries=1, backoff=0.01)
+    with caplog.at_level(logging.WARNING, logger="teamgraph.backends.openai"):
+        with pytest.raises(BackendError) as info:
+            backend.generate([one_request("ada")])
+    assert str(info.value) == f"agent ada: cannot reach {url} (timed out after 0.2s)"
+    assert len(script.seen) == 2 and "retry 1/1" in caplog.text
+
+
+def test_retries_503_then_succeeds_and_logs(scripted_server, caplog: pytest.LogCaptureFixture) -> None:
+    url, script = scripted_server([(503, {"error": "busy"}), (503, {"error": "busy"}), (200, COMPLETION)])
+    backend = OpenAIBackend(url, max_retries=3, backoff=0.01)
+    with caplog.at_level(logging.WARNING, logger="teamgraph.backends.openai"):
+        [result] = backend.generate([one_request("ada", stop=("\n",), seed=5, repeat_penalty=1.3, extra={"top_k": 40})])
+    assert (result.text, result.status, result.n_tokens) == ("Hello there.", "ok", 2)
+    assert len(script.seen) == 3
+    warnings = [r.getMessage() for r in caplog.records if r.name == "teamgraph.backends.openai"]
+    assert warnings == [f"agent ada: 503 from {url}, retry 1/3 in 0.0s", f"agent ada: 503 from {url}, retry 2/3 in 0.0s"]
+    path, body, _ = script.seen[-1]
+    assert path == "/v1/completions"
+    assert body["prompt"] == "Ada: Hi.\nBob:" and body["model"] == "m"
+    assert body["stop"] == ["\n"] and body["seed"] == 5 and body["repeat_penalty"] == 1.3 and body["top_k"] == 40
+
+
+def test_retries_exhausted_on_5xx_stop_the_run_instead_of_recording_junk(scripted_server, caplog) -> None:
+    # A server that keeps failing must not fill the store with failed turns that a resume would keep.
+    url, script = scripted_server([(500, {"error": "boom"})])
+    backend = OpenAIBackend(url, max_retries=2, backoff=0.01)
+    with caplog.at_level(logging.WARNING, logger="teamgraph.backends.openai"):
+        with pytest.raises(BackendError) as err:
+            backend.generate([one_request()])
+    assert "500" in str(err.value) and url in str(err.value) and "agent " in str(err.value)
+    assert len(script.seen) == 3 and caplog.text.count("retry") == 2
+
+
+def test_results_in_request_order_when_replies_finish_out_of_order(scripted_server) -> None:
+    lock, in_flight, most = threading.Lock(), [0], [0]
+
+    def slow_first(body: dict) -> dict:
+        n = int(body["prompt"])
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05 * (6 - n))  # early requests finish last
+        with lock:
+            in_flight[0] -= 1
+        reply = json.loads(json.dumps(COMPLETION))
+        reply["choices"][0]["text"] = f"reply {n}"
+        return reply
+
+    url, _ = scripted_server([(200, slow_first)])
+    backend = OpenAIBackend(url, concurrency=3)
+    results = backend.generate([one_request(f"a{n}", prompt=str(n)) for n in range(6)])
+    assert [r.text for r in results] == [f"reply {n}" for n in range(6)]
+    assert most[0] == 3  # concurrent, and never more than ``concurrency`` in flight
+
+
+def test_chat_request_goes_to_chat_endpoint(scripted_server) -> None:
+    url, script = scripted_server([(200, CHAT)])
+    backend = OpenAIBackend(url)
+    messages = ({"role": "system", "content": "Be critical."}, {"role": "user", "content": "Hi"})
+    [result] = backend.generate([one_request(prompt=None, messages=messages)])
+    assert (result.text, result.n_tokens) == ("Hi!", 1)
+    path, body, _ = script.seen[0]
+    assert path == "/v1/chat/completions" and body["messages"] == [dict(m) for m in messages]
+    assert "repeat_penalty" not in body and "seed" not in body and "stop" not in body
+
+
+def test_rejected_key_never_shown(scripted_server, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("TEAMGRAPH_TEST_KEY", SECRET)
+    # a server that echoes the key it got, like some proxies do
+    url, script = scripted_server([(401, {"error": {"message": f"Incorrect API key provided: {SECRET}"}})])
+    backend = OpenAIBackend(url, api_key_env="TEAMGRAPH_TEST_KEY", backoff=0.01)
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(BackendError) as info:
+            backend.generate([one_request("ada")])
+        with pytest.raises(BackendError) as info_check:
+            backend.check([("ada", "m")])
+    assert script.seen[0][2]["authorization"] == f"Bearer {SECRET}"  # the key was really sent
+    for error in (info.value, info_check.value):
+        message = str(error)
+        assert "agent ada" in message and "TEAMGRAPH_TEST_KEY" in message and "rejected" in message
+        assert SECRET not in message and SECRET not in repr(error)
+    assert SECRET not in caplog.text
+    assert SECRET not in repr(backend) and SECRET not in json.dumps(backend.describe())
+    assert backend.describe() == {"type": "openai", "base_url": url}
+
+
+def test_other_4xx_is_a_failed_result_not_fatal(scripted_server, monkeypatch) -> None:
+    monkeypatch.setenv("TEAMGRAPH_TEST_KEY", SECRET)
+    url, _ = scripted_server([(400, {"error": {"message": f"prompt too long (key {SECRET})"}}), (200, COMPLETION)])
+    backend = OpenAIBackend(url, api_key_env="TEAMGRAPH_TEST_KEY", concurrency=1)
+    bad, good = backend.generate([one_request("ada"), one_request("bob")])
+    assert bad.status == "error" and "400" in bad.error and "prompt too long" in bad.error
+    assert SECRET not in bad.error
+    assert good.status == "ok"
+
+
+def test_unknown_model_404_names_agent_model_url(scripted_server) -> None:
+    url, _ = scripted_server([(404, {"error": {"message": "The model `gpt-9` does not exist"}})])
+    backend = OpenAIBackend(url, max_retries=3)
+    with pytest.raises(BackendError) as info:
+        backend.generate([one_request("bob", model="gpt-9")])
+    message = str(info.value)
+    assert "agent bob" in message and "gpt-9" in message and url in message
+
+
+def test_empty_reply_is_recorded_as_empty(scripted_server) -> None:
+    empty = json.loads(json.dumps(COMPLETION))
+    empty["choices"][0]["text"] = "  \n"
+    url, _ = scripted_server([(200, empty)])
+    [result] = OpenAIBackend(url).generate([one_request()])
+    assert result.status == "empty" and result.text == ""
+
+
+def test_missing_key_env_is_a_config_error(monkeypatch) -> None:
+    monkeypatch.delenv("TEAMGRAPH_NO_SUCH_KEY", raising=False)
+    with pytest.raises(ConfigError) as info:
+        OpenAIBackend("http://127.0.0.1:1/v1", api_key_env="TEAMGRAPH_NO_SUCH_KEY")
+    assert info.value.field == "api_key_env" and "TEAMGRAPH_NO_SUCH_KEY is not set" in str(info.value)

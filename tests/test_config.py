@@ -1,0 +1,114 @@
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from teamgraph.cli import main
+from teamgraph.config import config_from_dict, load_config
+from teamgraph.errors import ConfigError
+
+BASE = {
+    "backends": {"local": {"type": "llamacpp"}},
+    "agents": [{"name": "a", "labels": ["math"]}, {"name": "b"}],
+    "topics": ["mathematics"],
+}
+
+
+def with_(**changes):
+    data = {k: (v.copy() if isinstance(v, dict) else list(v)) for k, v in BASE.items()}
+    data.update(changes)
+    return data
+
+
+def test_valid_config_defaults_and_merging():
+    cfg = config_from_dict(with_(defaults={"sampling": {"temperature": 0.5, "max_tokens": 20}},
+                                 agents=[{"name": "a", "sampling": {"max_tokens": 10}}, {"name": "b"}]))
+    assert cfg.agents.get("a").sampling.max_tokens == 10 and cfg.agents.get("a").sampling.temperature == 0.5
+    assert cfg.agents.get("b").sampling.max_tokens == 20
+    assert cfg.conversation.turns == 6 and cfg.graph.threshold == "mean" and cfg.communities.n_seeds == 10
+
+
+@pytest.mark.parametrize(
+    "data, field, problem",
+    [
+        (with_(backends={"local": {"type": "ollama"}}), "backends.local.type", "unknown backend type 'ollama'"),
+        (with_(agents=[{"name": "a"}, {"name": "a"}]), "agents[1].name", "duplicate agent name 'a'"),
+        (with_(agents=[{"name": "a"}, {"persona": "x"}]), "agents[1].name", "missing required field"),
+        ({k: v for k, v in BASE.items() if k != "agents"}, "agents", "missing required field"),
+        (with_(conversation={"turns": 1}), "conversation.turns", "must be >= 2"),
+        (with_(conversation={"turns": "six"}), "conversation.turns", "expected an integer"),
+        (with_(agents=[{"name": "a", "backend": "remote"}, {"name": "b"}]), "agents[0].backend", "unknown backend 'remote'"),
+        (with_(agents=[{"name": "a", "format": "json"}, {"name": "b"}]), "agents[0].format", "must be one of chat, transcript"),
+        (with_(agents=[{"name": "a", "sampling": {"temprature": 1}}, {"name": "b"}]), "agents[0].sampling.temprature", "unknown field"),
+        (with_(graph={"threshold": "median"}), "graph.threshold", "median"),
+        (with_(scoring={"metric": "euclid"}), "scoring.metric", "unknown metric 'euclid'"),
+        (with_(topics=[]), "topics", "at least one topic"),
+        (with_(colour="red"), "colour", "unknown field"),
+    ],
+)
+def test_bad_configs_name_the_field(data, field, problem):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data, source="cfg.yaml")
+    assert err.value.field == field
+    assert problem in str(err.value) and str(err.value).startswith("cfg.yaml: ")
+
+
+def test_yaml_errors_name_the_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("agents:\n  - name: a\n   - name: b\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: \(yaml\): invalid YAML at line 3"):
+        load_config(path)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CLI_CASES = {
+    "unknown backend": ("backends: {local: {type: ollama}}\nagents: [{name: a}, {name: b}]\n", "unknown backend type 'ollama'"),
+    "duplicate agents": ("agents: [{name: a}, {name: a}]\n", "agents[1].name: duplicate agent name 'a'"),
+    "missing field": ("topics: [general]\n", "agents: missing required field"),
+    "turns < 2": ("agents: [{name: a}, {name: b}]\nconversation: {turns: 1}\n", "conversation.turns: must be >= 2"),
+    "bad backend setting": ("backends: {local: {type: llamacpp, threads: 4}}\nagents: [{name: a}, {name: b}]\n",
+                            "backends.local.threads: unknown setting"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_cli_bad_config_exits_2_with_one_line(tmp_path, capsys, case):
+    text, message = CLI_CASES[case]
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    code = main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err and str(path) in err
+
+
+def test_cli_unreachable_url_exits_2_naming_agent_and_url(tmp_path):
+    port = free_port()
+    path = tmp_path / "remote.yaml"
+    path.write_text(textwrap.dedent(f"""
+        backends:
+          server: {{type: openai, base_url: "http://127.0.0.1:{port}/v1", max_retries: 1, timeout: 5}}
+        defaults: {{backend: server, model: some-model, format: chat}}
+        agents: [{{name: ada}}, {{name: bob}}]
+    """))
+    proc = subprocess.run([sys.executable, "-m", "teamgraph", "run", str(path), "--out", str(tmp_path / "o"), "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("teamgraph: error:")]
+    assert len(errors) == 1 and proc.stderr.splitlines()[-1] == errors[0]  # retries are logged, then one error line
+    assert "agent ada" in errors[0] and f"http://127.0.0.1:{port}/v1" in errors[0]
+
+
+def test_plan_prints_counts(tmp_path, capsys):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("agents: [{name: a}, {name: b}, {name: c}, {name: d}]\ntopics: [x, y]\nconversation: {turns: 4, both_orders: true}\n")
+    assert main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 agents, 2 topics -> 24 conversations, 96 utterances" in out
