@@ -1,0 +1,47 @@
+"""``teamgraph run`` and ``teamgraph plan``: a roster config through the whole pipeline, or a dry run."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run a roster config: conversations, graphs, teams JSON and figures")
+    run.add_argument("config", type=Path, help="run config (YAML)")
+    run.add_argument("--out", default=None, help="output folder (default: the config's output)")
+    run.add_argument("--store", default=None, help="SQLite store (default: <out>/store.sqlite)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=run_command)
+
+    plan = sub.add_parser("plan", help="dry run: count conversations and estimate tokens and time")
+    plan.add_argument("config", type=Path, help="run config (YAML)")
+    plan.set_defaults(func=plan_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..pipeline import run
+
+    config = load_config(args.config)
+    result = run(config, out_dir=args.out, store_path=args.store, progress=not args.quiet)
+    for topic, partition in result.partitions.items():
+        teams = "; ".join(", ".join(t) for t in partition.teams) or "none"
+        alone = f" | alone: {', '.join(partition.isolates)}" if partition.isolates else ""
+        print(f"[{topic}] teams: {teams}{alone} (Q={partition.modularity:.3f}, stability={partition.stability:.2f})")
+    out = Path(args.out or config.output)
+    print(f"wrote {len(result.files)} files to {out}/ (teams_*.json, graph_*.png, conversations.jsonl)")
+    return 0
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..pipeline import estimate
+
+    config = load_config(args.config)
+    est = estimate(config)
+    print(f"{est['agents']} agents, {est['topics']} topics -> {est['conversations']} conversations, "
+          f"{est['utterances']} utterances")
+    print(f"at most {est['max_generated_tokens']} generated tokens, about {est['approx_prompt_tokens']} prompt tokens")
+    print(f"about {est['estimated_seconds'] / 60:.1f} min at {est['assumed_tokens_per_second']:.0f} generated tok/s "
+          "(packaged Gemma 3 270M, 2 CPU cores; other backends differ); stored turns are not paid again")
+    return 0
