@@ -112,3 +112,16 @@ def test_plan_prints_counts(tmp_path, capsys):
     assert main(["plan", str(path)]) == 0
     out = capsys.readouterr().out
     assert "4 agents, 2 topics -> 24 conversations, 96 utterances" in out
+
+
+def test_example_configs_in_data_are_valid(monkeypatch):
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    local = load_config(data / "demo_local.yaml")
+    assert len(local.agents) >= 6 and {a.labels[0] for a in local.agents} >= {"math", "medical"}
+    assert all(a.persona for a in local.agents)
+    remote = load_config(data / "openai_servers.yaml")
+    assert {b.type for b in remote.backends.values()} == {"openai"}
+    keyed = [b.settings for b in remote.backends.values() if "api_key_env" in b.settings]
+    assert keyed and all(s["api_key_env"].isupper() for s in keyed)  # a variable name, not a key
