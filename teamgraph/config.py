@@ -71,12 +71,10 @@ class EvaluationConfig:
     random_draws: int = 200
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a ``teamgraph run`` needs. Relative paths are relative to the working folder."""
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """The stage settings of a run, as written in YAML (agents and backends are built apart)."""
 
-    agents: Roster
-    backends: dict[str, BackendConfig]
     topics: tuple[str, ...] = ("general",)
     name: str = "teamgraph-run"
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
@@ -86,6 +84,14 @@ class RunConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: str = "out"
     store: str | None = None  # default: <output>/store.sqlite
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(RunSettings):
+    """Everything a ``teamgraph run`` needs. Relative paths are relative to the working folder."""
+
+    agents: Roster
+    backends: dict[str, BackendConfig]
     source: str | None = None
 
 
@@ -214,7 +220,7 @@ def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
 
 
 def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -> RunConfig:
-    partial = _build(_RunSettings, data, "", source)
+    partial = _build(RunSettings, data, "", source)
     conv = partial.conversation
     _check_range(conv.turns >= 2, "conversation.turns", f"must be >= 2 (got {conv.turns})", source)
     _check_range(conv.repeats >= 1, "conversation.repeats", f"must be >= 1 (got {conv.repeats})", source)
@@ -235,21 +241,6 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
                  f"unknown metric '{partial.scoring.metric}' (choose from: {', '.join(METRICS)})", source)
     values = {f.name: getattr(partial, f.name) for f in dataclasses.fields(partial)}
     return RunConfig(agents=roster, backends=backends, source=source, **values)
-
-
-@dataclass(frozen=True)
-class _RunSettings:
-    """The RunConfig fields that come straight from YAML (agents and backends are built apart)."""
-
-    topics: tuple[str, ...] = ("general",)
-    name: str = "teamgraph-run"
-    conversation: ConversationConfig = field(default_factory=ConversationConfig)
-    scoring: ScoringConfig = field(default_factory=ScoringConfig)
-    graph: GraphConfig = field(default_factory=GraphConfig)
-    communities: CommunityConfig = field(default_factory=CommunityConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    output: str = "out"
-    store: str | None = None
 
 
 def load_config(path: str | Path) -> RunConfig:
