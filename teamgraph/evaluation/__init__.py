@@ -1,4 +1,11 @@
 """Team evaluation: benchmark items, answer extraction and offline team voting."""
+from teamgraph.evaluation.answers import (
+    ANSWER_COLUMNS,
+    backend_info,
+    build_answer_request,
+    collect_answers,
+    extract_reply,
+)
 from teamgraph.evaluation.benchmarks import (
     BENCHMARKS,
     MMLU_MATH,
@@ -16,6 +23,18 @@ from teamgraph.evaluation.extraction import (
     normalize_math,
     normalize_number,
 )
+from teamgraph.evaluation.debate import debate_answers, debate_scores, run_debates
+from teamgraph.evaluation.report import markdown_table, plot_accuracy, summary_table, write_report
+from teamgraph.evaluation.runner import (
+    DEFAULT_PROTOCOLS,
+    EVALUATION_PROTOCOLS,
+    EvaluationResult,
+    TeamSpec,
+    evaluate,
+    load_teams,
+    score_group,
+    topics_for_group,
+)
 from teamgraph.evaluation.voting import (
     PROTOCOLS,
     curated_teams,
@@ -31,6 +50,26 @@ from teamgraph.evaluation.voting import (
 )
 
 __all__ = [
+    "ANSWER_COLUMNS",
+    "backend_info",
+    "build_answer_request",
+    "collect_answers",
+    "extract_reply",
+    "debate_answers",
+    "debate_scores",
+    "run_debates",
+    "markdown_table",
+    "plot_accuracy",
+    "summary_table",
+    "write_report",
+    "DEFAULT_PROTOCOLS",
+    "EVALUATION_PROTOCOLS",
+    "EvaluationResult",
+    "TeamSpec",
+    "evaluate",
+    "load_teams",
+    "score_group",
+    "topics_for_group",
     "PROTOCOLS",
     "curated_teams",
     "fit_vote_weights",

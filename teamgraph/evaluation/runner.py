@@ -1,0 +1,377 @@
+"""Evaluate teams on benchmark items, side by side with random, curated, single-agent and oracle baselines.
+
+Every agent answers every sampled item once (cached in the store); a team's answer is computed
+offline from its members' cached answers, so any team costs no model call. Only debate makes
+calls per team (cached too). Result tables are pandas DataFrames; ``write_report`` turns them into
+CSV, Markdown and a bar chart.
+
+>>> result = evaluate(config, run_result.partitions, n_items=50)   # doctest: +SKIP
+>>> result.summary()                                                # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from teamgraph.backends.base import Backend
+from teamgraph.communities import Partition
+from teamgraph.config import RunConfig
+from teamgraph.errors import InputError
+from teamgraph.evaluation.answers import backend_info, collect_answers
+from teamgraph.evaluation.benchmarks import BENCHMARKS, load_benchmark
+from teamgraph.evaluation.debate import debate_scores, run_debates
+from teamgraph.evaluation.voting import (
+    _scores,
+    _table,
+    curated_teams,
+    fit_vote_weights,
+    single_agent_scores,
+    split_items,
+    team_scores,
+)
+from teamgraph.store import Store
+
+#: Team protocols ``evaluate`` knows; ``debate`` makes model calls per team, so it is off by default.
+EVALUATION_PROTOCOLS = ("majority", "weighted", "oracle", "debate")
+DEFAULT_PROTOCOLS = ("majority", "weighted", "oracle")
+SCORE_COLUMNS = ["group", "kind", "team", "members", "size", "source", "protocol", "accuracy", "accuracy_std",
+                 "strict_accuracy", "n_items", "n_ties", "n_draws"]
+KIND_ORDER = ("community", "random", "curated", "single", "roster")
+
+#: Benchmark group -> the conversation topic whose graph should propose its teams.
+GROUP_DOMAINS = {
+    "mmlu_math": "mathematics", "gsm8k": "mathematics", "math500": "mathematics",
+    "mmlu_medical": "medicine", "medqa": "medicine", "medmcqa": "medicine", "mmlu": "general",
+}
+_DOMAIN_STEMS = {"mathematics": ("math",), "medicine": ("medic", "health", "clinic"), "general": ("general",)}
+
+TeamsInput = Mapping[str, "Partition | Sequence[Sequence[str]]"] | Sequence[Sequence[str]] | None
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    """A team to score: ``kind`` is community, curated or roster; ``source`` says where it came from."""
+
+    kind: str
+    members: tuple[str, ...]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.members)
+
+
+@dataclass
+class EvaluationResult:
+    """What an evaluation produced; ``scores`` is tidy: one row per (group, team, protocol)."""
+
+    scores: pd.DataFrame
+    answers: pd.DataFrame
+    items: pd.DataFrame
+    single: pd.DataFrame
+    debates: pd.DataFrame
+    weights: dict[str, dict[str, float]]
+    settings: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per (group, team or baseline), one column per protocol, formatted for reading."""
+        from teamgraph.evaluation.report import summary_table
+
+        return summary_table(self.scores)
+
+    def to_markdown(self) -> str:
+        from teamgraph.evaluation.report import markdown_table
+
+        return markdown_table(self.summary())
+
+
+# -- teams --------------------------------------------------------------------------------------
+
+def topics_for_group(group: str, topics: Sequence[str]) -> list[str]:
+    """Topics whose teams are evaluated on ``group``: the matching domain's topics, then ``all``.
+
+    When neither exists, every topic is used.
+    """
+    stems = _DOMAIN_STEMS.get(GROUP_DOMAINS.get(group, ""), ())
+    chosen = [t for t in topics if t != "all" and any(s in t.lower() for s in stems)]
+    if "all" in topics:
+        chosen.append("all")
+    return chosen or list(topics)
+
+
+def load_teams(path: str | Path) -> dict[str, list[list[str]]]:
+    """Teams per topic from a teams JSON file or a folder of ``teams_*.json`` (as ``teamgraph run`` writes)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    files = sorted(path.glob("teams_*.json")) if path.is_dir() else [path]
+    if path.is_dir() and not files:
+        raise InputError(f"{path}: no teams_*.json files (run `teamgraph run CONFIG` first)")
+    out: dict[str, list[list[str]]] = {}
+    for f in files:
+        try:
+            doc = json.loads(f.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InputError(f"{f}: cannot read ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{f}: not valid JSON ({exc.msg})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("teams"), list):
+            raise InputError(f"{f}: not a teams JSON (no 'teams' list)")
+        topic = str(doc.get("topic") or f.stem.removeprefix("teams_"))
+        out[topic] = [list(map(str, t["members"])) for t in doc["teams"]]
+    return out
+
+
+def _topic_teams(teams: TeamsInput) -> dict[str, list[list[str]]] | None:
+    if teams is None:
+        return None
+    if isinstance(teams, Mapping):
+        return {str(topic): [list(t) for t in (v.teams if isinstance(v, Partition) else v)]
+                for topic, v in teams.items()}
+    return {"given": [list(t) for t in teams]}
+
+
+def community_teams(group: str, teams: TeamsInput, roster: Sequence[str]) -> list[TeamSpec]:
+    """The teams to evaluate on ``group`` (deduplicated; ``source`` lists the topics proposing each)."""
+    by_topic = _topic_teams(teams)
+    if not by_topic:
+        return []
+    topics = list(by_topic) if "given" in by_topic else topics_for_group(group, list(by_topic))
+    found: dict[tuple[str, ...], list[str]] = {}
+    for topic in topics:
+        for members in by_topic[topic]:
+            unknown = [m for m in members if m not in roster]
+            if unknown:
+                raise InputError(f"team {'+'.join(members)} (topic {topic}) names agent(s) not in the roster: "
+                                 f"{', '.join(unknown)}")
+            if len(members) >= 2:
+                found.setdefault(tuple(sorted(members)), []).append(topic)
+    return [TeamSpec("community", members, ", ".join(src)) for members, src in found.items()]
+
+
+# -- scoring ------------------------------------------------------------------------------------
+
+def _row(group: str, kind: str, team: str, members: Sequence[str], source: str, protocol: str,
+         scores: Mapping[str, Any], std: float = float("nan"), n_draws: int = 1) -> dict[str, Any]:
+    return {"group": group, "kind": kind, "team": team, "members": "+".join(members), "size": len(members),
+            "source": source, "protocol": protocol, "accuracy": scores["accuracy"], "accuracy_std": std,
+            "strict_accuracy": scores["strict_accuracy"], "n_items": scores["n_items"],
+            "n_ties": scores.get("n_ties", 0), "n_draws": n_draws}
+
+
+def random_team_rows(
+    group: str, answers: pd.DataFrame, gold: pd.Series, agents: Sequence[str], size: int, n_draws: int, seed: int,
+    protocol: str, weights: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Mean and std of ``n_draws`` random teams of ``size`` (the draws of ``voting.random_team_scores``)."""
+    pool = sorted(dict.fromkeys(agents))
+    t = _table(answers, gold)
+    rng = np.random.default_rng(seed)
+    draws = [_scores(t, list(rng.choice(pool, size=size, replace=False)), protocol, seed, weights)
+             for _ in range(n_draws)]
+    acc = np.array([d["accuracy"] for d in draws])
+    mean = {"accuracy": float(acc.mean()), "strict_accuracy": float(np.mean([d["strict_accuracy"] for d in draws])),
+            "n_items": draws[0]["n_items"], "n_ties": float(np.mean([d["n_ties"] for d in draws]))}
+    return _row(group, "random", f"random size {size}", [], f"{n_draws} draws", protocol, mean,
+                std=float(acc.std()), n_draws=n_draws) | {"size": size, "members": ""}
+
+
+def score_group(
+    group: str,
+    answers: pd.DataFrame,
+    gold: pd.Series,
+    agents: Sequence[str],
+    teams: Sequence[TeamSpec],
+    *,
+    protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+    seed: int = 0,
+    random_draws: int = 200,
+    n_choices: int | None = None,
+    debates: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Score every team and baseline of one benchmark group offline from the cached answers.
+
+    The weighted vote learns its weights on a seeded half of the items and is scored on the other
+    half (its ``n_items`` says so); everything else is scored on all items. The best single agent
+    is picked on the same items it is scored on (an optimistic baseline). Returns (rows, weights).
+    """
+    fit_ids, eval_ids = split_items(gold.index, 0.5, seed)
+    weights = fit_vote_weights(answers, gold[fit_ids], list(agents), n_choices=n_choices)
+    gold_eval = gold[eval_ids]
+    rows = []
+    kinds = {"community": 0, "curated": 1, "roster": 2}
+    for spec in sorted(teams, key=lambda s: kinds[s.kind]):
+        for protocol in protocols:
+            if protocol == "debate":
+                if spec.kind == "roster" or debates is None:
+                    continue
+                scores = debate_scores(debates, gold, spec.name, seed)
+            elif protocol == "weighted":
+                scores = team_scores(answers, gold_eval, spec.members, "weighted", seed, weights)
+            else:
+                scores = team_scores(answers, gold, spec.members, protocol, seed)
+            rows.append(_row(group, spec.kind, spec.name if spec.kind != "roster" else "all agents", spec.members,
+                             spec.source, protocol, scores))
+    sizes = sorted({len(s.members) for s in teams if s.kind in ("community", "curated")})
+    for size in sizes:
+        for protocol in protocols:
+            if protocol == "debate":
+                continue  # a debate is model calls per team: not drawn for random teams
+            g = gold_eval if protocol == "weighted" else gold
+            rows.append(random_team_rows(group, answers, g, agents, size, random_draws, seed, protocol,
+                                         weights if protocol == "weighted" else None))
+    single = single_agent_scores(answers, gold)
+    best = single.iloc[0]
+    rows.append(_row(group, "single", str(best["agent"]), [str(best["agent"])], f"best of {len(single)}", "single",
+                     {"accuracy": float(best["accuracy"]), "strict_accuracy": float(best["accuracy"]),
+                      "n_items": len(gold)}))
+    frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    order = frame["kind"].map({k: i for i, k in enumerate(KIND_ORDER)})
+    frame = frame.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
+    return frame, weights
+
+
+# -- the whole evaluation -----------------------------------------------------------------------
+
+def check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
+    unknown = [p for p in protocols if p not in EVALUATION_PROTOCOLS]
+    if unknown:
+        raise InputError(f"unknown protocol(s) {', '.join(unknown)}; valid: {', '.join(EVALUATION_PROTOCOLS)}")
+    if not protocols:
+        raise InputError("name at least one protocol")
+    return tuple(dict.fromkeys(protocols))
+
+
+def check_benchmarks(benchmarks: Sequence[str]) -> tuple[str, ...]:
+    unknown = [b for b in benchmarks if b not in BENCHMARKS]
+    if unknown:
+        raise InputError(f"unknown benchmark(s) {', '.join(unknown)}; valid: {', '.join(BENCHMARKS)}")
+    if not benchmarks:
+        raise InputError("name at least one benchmark")
+    return tuple(dict.fromkeys(benchmarks))
+
+
+def sample_groups(benchmarks: Sequence[str], n_items: int | None, seed: int,
+                  source: str = "packaged") -> pd.DataFrame:
+    """Sampled items of every benchmark group, with a ``group`` column."""
+    frames = []
+    for name in benchmarks:
+        items = load_benchmark(name, n_items=n_items, seed=seed, source=source)
+        frames.append(items.assign(group=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate(
+    config: RunConfig,
+    teams: TeamsInput = None,
+    *,
+    benchmarks: Sequence[str] | None = None,
+    n_items: int | None = None,
+    store: Store | str | Path | None = None,
+    protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+    debate_rounds: int = 1,
+    out_dir: str | Path | None = None,
+    backends: Mapping[str, Backend] | None = None,
+    seed: int | None = None,
+    random_draws: int | None = None,
+    source: str = "packaged",
+    progress: bool = True,
+) -> EvaluationResult:
+    """Evaluate community teams and baselines of ``config``'s roster on its benchmark groups.
+
+    ``teams`` is ``{topic: Partition or list of member lists}`` (e.g. ``run(config).partitions``;
+    each benchmark group uses the teams of its matching topic and of ``all``) or one list of teams
+    used for every group. Settings default to ``config.evaluation``. ``backends`` (name -> backend)
+    replaces the config's backends, e.g. to reuse open ones. With ``out_dir`` the report is written
+    there (``write_report``).
+    """
+    ev = config.evaluation
+    benchmarks = check_benchmarks(list(benchmarks) if benchmarks is not None else list(ev.benchmarks))
+    protocols = check_protocols(list(protocols))
+    n_items = ev.n_items if n_items is None else n_items
+    if n_items is not None and n_items < 1:
+        raise InputError(f"n_items must be >= 1, got {n_items}")
+    if debate_rounds < 1 and "debate" in protocols:
+        raise InputError(f"debate needs at least 1 round, got {debate_rounds}")
+    seed = ev.seed if seed is None else seed
+    random_draws = ev.random_draws if random_draws is None else random_draws
+    if random_draws < 1:
+        raise InputError(f"random_draws must be >= 1, got {random_draws}")
+    roster = config.agents.names
+    items = sample_groups(benchmarks, n_items, seed, source)
+    specs = {g: community_teams(g, teams, roster) for g in benchmarks}  # validate teams before any model call
+    curated = [TeamSpec("curated", tuple(m), label) for label, m in curated_teams(config.agents.labels()).items()]
+    timings: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        if isinstance(store, Store):
+            db = store
+        else:
+            db = stack.enter_context(Store(store or config.store or Path(config.output) / "store.sqlite"))
+        if backends is None:
+            from teamgraph.pipeline import open_backends, preflight
+
+            backends = open_backends(config)
+            for backend in backends.values():
+                stack.callback(backend.close)
+            preflight(config, backends)
+        identity = backend_info(config.agents, backends)
+        t0 = time.perf_counter()
+        unique_items = items.drop_duplicates("item_id").drop(columns="group")
+        answers = collect_answers(list(config.agents), unique_items, backends, db, seed=seed,
+                                  max_tokens=ev.max_tokens, identity=identity, progress=progress)
+        timings["answers_s"] = time.perf_counter() - t0
+        debates: dict[str, pd.DataFrame] = {}
+        if "debate" in protocols:
+            t0 = time.perf_counter()
+            for group in benchmarks:
+                group_teams = {s.name: [config.agents.get(m) for m in s.members]
+                               for s in specs[group] + curated}
+                if group_teams:
+                    g_items = items[items["group"] == group].drop(columns="group")
+                    debates[group] = run_debates(group_teams, g_items, backends, db, rounds=debate_rounds, seed=seed,
+                                                 max_tokens=ev.max_tokens, identity=identity,
+                                                 progress=progress).assign(group=group)
+            timings["debate_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    frames, singles, weights, answer_frames = [], [], {}, []
+    for group in benchmarks:
+        g_items = items[items["group"] == group]
+        gold = g_items.set_index("item_id")["answer"].astype(str)
+        g_answers = answers[answers["item_id"].isin(gold.index)].assign(group=group)
+        answer_frames.append(g_answers)
+        mc = g_items["kind"].eq("multiple_choice").all()
+        n_choices = int(g_items["choices"].map(len).max()) if mc else None
+        group_specs = specs[group] + curated + [TeamSpec("roster", tuple(sorted(roster)), "roster")]
+        frame, weights[group] = score_group(group, g_answers, gold, roster, group_specs, protocols=protocols,
+                                            seed=seed, random_draws=random_draws, n_choices=n_choices,
+                                            debates=debates.get(group))
+        frames.append(frame)
+        singles.append(single_agent_scores(g_answers, gold).assign(group=group))
+    timings["scoring_s"] = time.perf_counter() - t0
+    result = EvaluationResult(
+        scores=pd.concat(frames, ignore_index=True),
+        answers=pd.concat(answer_frames, ignore_index=True),
+        items=items,
+        single=pd.concat(singles, ignore_index=True)[["group", "agent", "accuracy", "n_abstain"]],
+        debates=pd.concat(debates.values(), ignore_index=True) if debates else pd.DataFrame(),
+        weights=weights,
+        settings={"benchmarks": list(benchmarks), "n_items": n_items, "seed": seed, "protocols": list(protocols),
+                  "debate_rounds": debate_rounds if "debate" in protocols else 0, "random_draws": random_draws,
+                  "max_tokens": ev.max_tokens, "run": config.name},
+        timings=timings,
+    )
+    if out_dir is not None:
+        from teamgraph.evaluation.report import write_report
+
+        result.files = write_report(result, out_dir)
+    return result
