@@ -64,8 +64,8 @@ class Embedder:
     """Embeds utterances, L2-normalised, each distinct text once.
 
     ``model`` is a name, a local path, or any object with an ``encode(list[str]) -> array`` method.
-    Results are kept in memory and, when a ``store`` is given, in its embeddings table, keyed by
-    (model id, text): scoring the same conversations again costs no model call.
+    Results are kept in memory and, when a ``store`` is given, in its embeddings table, keyed by a
+    hash of (model id, text): scoring the same conversations again costs no model call.
 
     >>> emb = Embedder()                      # all-MiniLM-L6-v2, offline, cuda when present
     >>> emb.encode(["hello", "hello", ""]).shape
@@ -111,23 +111,25 @@ class Embedder:
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         """Embed ``texts`` (float32, rows L2-normalised). Empty texts get a zero vector."""
-        keys = {t: self._key(t) for t in set(texts) if t.strip()}
-        missing = [k for k in keys.values() if k not in self._memory]
-        if missing and self.store is not None:
-            self._memory.update(self.store.get_embeddings(missing))
-        todo = sorted(t for t, k in keys.items() if k not in self._memory)
-        if todo:
+        memory = self._memory  # text -> vector; hashing is only paid for texts that go to the store
+        wanted = {t for t in texts if t not in memory and t.strip()}
+        if wanted and self.store is not None:
+            keys = {self._key(t): t for t in wanted}
+            for key, vector in self.store.get_embeddings(list(keys)).items():
+                memory[keys[key]] = vector
+            wanted -= set(memory)
+        if wanted:
+            todo = sorted(wanted)
             vectors = self._encode_batch(todo, show_progress)
-            fresh = {keys[t]: v for t, v in zip(todo, vectors)}
-            self._memory.update(fresh)
+            memory.update(zip(todo, vectors))
             if self.store is not None:
-                self.store.put_embeddings(self.model_id, fresh)
-        dim = self.dimension if not keys else len(next(iter(self._memory[k] for k in keys.values())))
-        out = np.zeros((len(texts), dim), dtype=np.float32)
+                self.store.put_embeddings(self.model_id, {self._key(t): v for t, v in zip(todo, vectors)})
+        present = [memory[t] for t in texts if t in memory]
+        out = np.zeros((len(texts), len(present[0]) if present else self.dimension), dtype=np.float32)
         for i, t in enumerate(texts):
-            k = keys.get(t)
-            if k is not None:
-                out[i] = self._memory[k]
+            vector = memory.get(t)
+            if vector is not None:
+                out[i] = vector
         return out
 
     def _encode_batch(self, texts: list[str], show_progress: bool) -> np.ndarray:

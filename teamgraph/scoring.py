@@ -15,6 +15,28 @@ from .store import Store
 VALUE_COLUMNS = ["agent_a", "agent_b", "topic", "weight", "n_conversations", "conversation_ids"]
 
 
+def _score_rows(
+    conversations: Sequence[Conversation], metric: str | Metric, embedder: Any, store: Store | None, progress: bool
+) -> tuple[list[dict], dict[str, str]]:
+    """Per-conversation values as plain rows (the fast path shared by both public functions)."""
+    conversations = list(conversations)
+    if not conversations:
+        raise InputError("no conversations to score")
+    name, fn = get_metric(metric)
+    emb = as_embedder(embedder, store=store)
+    texts = [u.text if u.status == "ok" else "" for c in conversations for u in c.utterances]
+    vectors = emb.encode(texts, show_progress=progress)
+    rows, start = [], 0
+    for conv in conversations:
+        n = len(conv.utterances)
+        a, b = conv.pair
+        value = float(fn(vectors[start:start + n], [u.speaker for u in conv.utterances]))
+        start += n
+        rows.append({"conversation_id": conv.id, "agent_a": a, "agent_b": b, "topic": conv.topic,
+                     "n_utterances": n, "value": value})
+    return rows, {"metric": name, "embedder": emb.model_id}
+
+
 def score_conversations(
     conversations: Sequence[Conversation],
     metric: str | Metric = "cumulative_cosine",
@@ -26,25 +48,9 @@ def score_conversations(
 
     All utterances of all conversations are embedded in one batched, deduplicated call.
     """
-    conversations = list(conversations)
-    if not conversations:
-        raise InputError("no conversations to score")
-    name, fn = get_metric(metric)
-    emb = as_embedder(embedder, store=store)
-    texts = [u.text if u.status == "ok" else "" for c in conversations for u in c.utterances]
-    vectors = emb.encode(texts, show_progress=progress)
-    rows, start = [], 0
-    for conv in conversations:
-        n = len(conv.utterances)
-        e = vectors[start:start + n]
-        start += n
-        a, b = conv.pair
-        rows.append({
-            "conversation_id": conv.id, "agent_a": a, "agent_b": b, "topic": conv.topic,
-            "n_utterances": n, "value": float(fn(e, [u.speaker for u in conv.utterances])),
-        })
+    rows, attrs = _score_rows(conversations, metric, embedder, store, progress)
     frame = pd.DataFrame(rows)
-    frame.attrs.update(metric=name, embedder=emb.model_id)
+    frame.attrs.update(attrs)
     return frame
 
 
@@ -63,15 +69,16 @@ def relationship_values(
 
     >>> values = relationship_values(convs, metric="echo_discounted_cosine")  # doctest: +SKIP
     """
-    per_conv = score_conversations(list(conversations), metric, embedder, store, progress)
-    grouped = per_conv.sort_values("conversation_id").groupby(["agent_a", "agent_b", "topic"], sort=True)
-    values = grouped.agg(
-        weight=("value", "mean"),
-        n_conversations=("value", "size"),
-        conversation_ids=("conversation_id", lambda ids: sorted(ids)),
-    ).reset_index()
-    values = values[VALUE_COLUMNS]
-    values.attrs.update(per_conv.attrs)
+    rows, attrs = _score_rows(list(conversations), metric, embedder, store, progress)
+    groups: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+    for r in rows:
+        groups.setdefault((r["agent_a"], r["agent_b"], r["topic"]), []).append((r["conversation_id"], r["value"]))
+    table = []
+    for (a, b, topic), members in sorted(groups.items()):
+        members.sort()
+        table.append((a, b, topic, float(np.mean([v for _, v in members])), len(members), [i for i, _ in members]))
+    values = pd.DataFrame(table, columns=VALUE_COLUMNS)
+    values.attrs.update(attrs)
     return values
 
 
