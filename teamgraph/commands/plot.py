@@ -1,0 +1,133 @@
+"""``teamgraph plot``: figures (PNG and SVG) from a run's store or a conversations JSONL, no model calls."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    plot = sub.add_parser(
+        "plot", help="figures of graphs, value heatmaps, conversation trajectories (and an evaluation table)",
+        description="Draw the language-model graph of every topic (one shared layout), the topics side by "
+                    "side, heatmaps of relationship values ordered by community, the trajectories of a few "
+                    "conversations in embedding space and, given a table, the evaluation chart.")
+    source = plot.add_mutually_exclusive_group(required=True)
+    source.add_argument("--store", type=Path, help="SQLite store of a run (teamgraph run ... --store / <out>/store.sqlite)")
+    source.add_argument("--conversations", type=Path, help="JSONL file, one conversation per line")
+    plot.add_argument("--config", type=Path, default=None,
+                      help="run config (YAML): its metric, threshold, communities, embedder and agent labels "
+                           "are used unless given here")
+    plot.add_argument("--out", required=True, type=Path, help="folder to write the figures into")
+    plot.add_argument("--topic", default=None, help="draw only this topic (default: every topic and 'all')")
+    plot.add_argument("--metric", default=None, help="relationship metric (default: the config's, else cumulative_cosine)")
+    plot.add_argument("--threshold", default=None, help="none | mean | quantile:Q | top_k:K (default: the config's, else mean)")
+    plot.add_argument("--resolution", type=float, default=None, help="Louvain resolution (default: config, else 1.0)")
+    plot.add_argument("--seeds", type=int, default=None, help="Louvain seeds for the consensus (default: config, else 10)")
+    plot.add_argument("--trajectories", type=int, default=3, help="how many conversation trajectories (default: %(default)s)")
+    plot.add_argument("--evaluation", type=Path, default=None,
+                      help="evaluation table (CSV with team/baseline, accuracy[, benchmark, std]) to chart")
+    plot.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default: %(default)s)")
+    plot.add_argument("--dpi", type=int, default=120, help="PNG resolution (default: %(default)s)")
+    plot.add_argument("--embedder", default=None, help="embedder name or local path (default: config, else all-MiniLM-L6-v2)")
+    plot.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    plot.set_defaults(func=command)
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from ..errors import InputError
+
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise InputError(f"--formats: '{text}' (choose from {', '.join(FORMATS)})")
+    return formats
+
+
+def _evaluation_table(path: Path):
+    import pandas as pd
+
+    from ..errors import InputError
+
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: cannot read (no such file)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable CSV table ({str(exc).splitlines()[0]})") from None
+    return table
+
+
+def command(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command line draws to files, never to a window
+
+    from ..communities import find_communities
+    from ..config import RunConfig, load_config
+    from ..conversations import read_conversations
+    from ..embedding import Embedder
+    from ..errors import InputError
+    from ..graph import build_graph, build_graphs
+    from ..scoring import relationship_values
+    from ..store import Store
+    from ..viz import plot_evaluation, write_figures
+
+    formats = _formats(args.formats)
+    if args.trajectories < 0:
+        raise InputError(f"--trajectories must be >= 0, got {args.trajectories}")
+    if args.dpi < 10:
+        raise InputError(f"--dpi must be >= 10, got {args.dpi}")
+    config: RunConfig | None = load_config(args.config) if args.config else None
+    evaluation = _evaluation_table(args.evaluation) if args.evaluation else None
+    if evaluation is not None:
+        plot_evaluation(evaluation)  # check the table before any embedding work
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+
+    store = None
+    if args.store is not None:
+        if not args.store.is_file():
+            raise InputError(f"{args.store}: no such store file")
+        store = Store(args.store)
+        conversations = store.conversations()
+        if not conversations:
+            raise InputError(f"{args.store}: no complete conversations in the store")
+    else:
+        conversations = read_conversations(args.conversations)
+    topics = sorted({c.topic for c in conversations})
+    if args.topic is not None and args.topic != "all" and args.topic not in topics:
+        raise InputError(f"--topic: '{args.topic}' is not a topic of these conversations (have: {', '.join(topics)})")
+    scoring = config.scoring if config else None
+    metric = args.metric or (scoring.metric if scoring else "cumulative_cosine")
+    threshold = args.threshold or (config.graph.threshold if config else "mean")
+    resolution = args.resolution if args.resolution is not None else (config.communities.resolution if config else 1.0)
+    n_seeds = args.seeds if args.seeds is not None else (config.communities.n_seeds if config else 10)
+    seed = config.communities.seed if config else 0
+    embedder = Embedder(args.embedder or (scoring.embedder if scoring else "all-MiniLM-L6-v2"),
+                        device=args.device or (scoring.device if scoring else None),
+                        batch_size=scoring.batch_size if scoring else 32, store=store)
+    agents = config.agents if config else None
+    try:
+        values = relationship_values(conversations, metric=metric, embedder=embedder)
+        if args.topic is not None:
+            one = None if args.topic == "all" else args.topic
+            graphs = {args.topic: build_graph(values, threshold=threshold, topic=one, agents=agents)}
+            conversations = [c for c in conversations if one is None or c.topic == one]
+        else:
+            graphs = build_graphs(values, threshold=threshold, agents=agents)
+        partitions = {t: find_communities(g, resolution=resolution, n_seeds=n_seeds, seed=seed) for t, g in graphs.items()}
+        files = write_figures(args.out, partitions, values=values, conversations=conversations, embedder=embedder,
+                              evaluation=evaluation, formats=formats, n_trajectories=args.trajectories, dpi=args.dpi)
+    finally:
+        if store is not None:
+            store.close()
+    for topic, partition in partitions.items():
+        teams = "; ".join(", ".join(t) for t in partition.teams) or "none"
+        print(f"[{topic}] teams: {teams} (Q={partition.modularity:.3f}, stability={partition.stability:.2f})")
+    stems = sorted(dict.fromkeys(f.stem for f in files))
+    print(f"{len(conversations)} conversations, {metric}, threshold {threshold}: wrote {len(files)} files "
+          f"({', '.join(formats)}) to {args.out}/: {', '.join(stems)}")
+    return 0
