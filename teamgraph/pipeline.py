@@ -106,22 +106,17 @@ def run(config: RunConfig, out_dir: str | Path | None = None, store_path: str | 
     for topic, partition in partitions.items():
         files.append(export_teams(partition, out / f"teams_{_slug(topic)}.json", extra={"run": config.name}))
     if figures:
-        files += _figures(partitions, out)
+        files += _figures(partitions, out, values, conversations, embedder)
     return RunResult(conversations, values, graphs, partitions, files, timings)
 
 
-def _figures(partitions: dict[str, Partition], out: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
+def _figures(partitions: dict[str, Partition], out: Path, values: pd.DataFrame, conversations: list[Conversation],
+             embedder: Embedder) -> list[Path]:
+    """The figures of ``teamgraph plot`` as PNG: graphs, topics side by side, value heatmaps, trajectories."""
+    from .viz import write_figures
 
-    from .viz import graph_layout, plot_graph, save_figure
-
-    files = []
-    pos = graph_layout(partitions.get("all", next(iter(partitions.values()))).graph)
-    for topic, partition in partitions.items():
-        fig, ax = plt.subplots(figsize=(6, 5))
-        plot_graph(partition, ax=ax, pos=pos)
-        files += save_figure(fig, out / f"graph_{_slug(topic)}", formats=("png",))
-    return files
+    return write_figures(out, partitions, values=values, conversations=conversations, embedder=embedder,
+                         formats=("png",))
 
 
 def _slug(text: str) -> str:

@@ -302,7 +302,7 @@ def plot_value_heatmap(
             size = len(members)
             if size >= 2:
                 ax.add_patch(Rectangle((start - 0.5, start - 0.5), size, size, fill=False,
-                                       edgecolor=colors[members[0]], linewidth=2.5))
+                                       edgecolor=colors[members[0]], linewidth=2.5, clip_on=False))
             start += size
     if topic is None and isinstance(values, (nx.Graph, Partition)):
         topic = (values.graph if isinstance(values, Partition) else values).graph.get("topic")
@@ -348,7 +348,8 @@ def plot_trajectory(
 
         k = min(2, len(keep), e.shape[1])
         pca = PCA(n_components=k, svd_solver="full")
-        points[:, :k] = pca.fit_transform(e[keep])
+        with np.errstate(invalid="ignore", divide="ignore"):  # identical turns: zero variance, ratio 0/0
+            points[:, :k] = pca.fit_transform(e[keep])
         explained[:k] = [float(x) for x in np.nan_to_num(pca.explained_variance_ratio_)]
     ax = _new_axes(ax, (6, 5))
     speakers = [conversation.agent_a, conversation.agent_b]

@@ -311,29 +311,63 @@ def test_plot_command_from_conversations(fake_embedder, tmp_path, capsys):
     assert mpimg.imread(tmp_path / "figs" / "graph_all.png").shape[:2] == (200, 240)  # 6 x 5 in at 40 dpi
 
 
-def test_plot_command_one_topic_from_a_store_with_config(fake_embedder, tmp_path, conversations, capsys):
+def store_conversations(store, conversations, ids=None):
+    for i, c in enumerate(conversations):
+        conv_id = ids[i] if ids else c.id
+        store.add_conversation(conv_id, c.agent_a, c.agent_b, c.topic, len(c.utterances), {})
+        store.add_utterances({"conversation_id": conv_id, "turn": t, "speaker": u.speaker, "text": u.text}
+                             for t, u in enumerate(c.utterances))
+
+
+def test_plot_command_from_a_store(fake_embedder, tmp_path, conversations, capsys):
     db = tmp_path / "store.sqlite"
     with tg.Store(db) as store:
-        for c in conversations:
-            store.add_conversation(c.id, c.agent_a, c.agent_b, c.topic, len(c.utterances), {})
-            store.add_utterances({"conversation_id": c.id, "turn": i, "speaker": u.speaker, "text": u.text}
-                                 for i, u in enumerate(c.utterances))
-    config = tmp_path / "cfg.yaml"
-    config.write_text(
-        "backends: {local: {type: llamacpp}}\n"
-        "agents: [{name: Ada, labels: [math]}, {name: Euler}, {name: Galen}, {name: Florence}, {name: Koch}]\n"
-        "scoring: {metric: cross_speaker_cosine}\ngraph: {threshold: 'top_k:1'}\ncommunities: {n_seeds: 2}\n")
-    code = main(["plot", "--store", str(db), "--config", str(config), "--out", str(tmp_path / "figs"),
-                 "--topic", "mathematics", "--formats", "png"])
+        store_conversations(store, conversations)
+    code = main(["plot", "--store", str(db), "--out", str(tmp_path / "figs"), "--topic", "mathematics",
+                 "--formats", "png", "--metric", "cross_speaker_cosine", "--threshold", "top_k:1"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "cross_speaker_cosine, threshold top_k:1" in out and "[mathematics]" in out
+    assert "10 conversations, cross_speaker_cosine, threshold top_k:1" in out and "[mathematics]" in out
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
         "graph_mathematics.png", "heatmap_mathematics.png", "trajectory_ada_euler_mathematics.png",
         "trajectory_ada_florence_mathematics.png", "trajectory_ada_galen_mathematics.png"]
     # the store now caches the embeddings, so plotting again embeds nothing new
     n = sqlite3.connect(db).execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
-    assert n == len({u.text for c in conversations for u in c.utterances})
+    assert n == len({u.text for c in conversations if c.topic == "mathematics" for u in c.utterances})
+
+
+def test_plot_command_with_config_draws_only_that_runs_conversations(fake_embedder, tmp_path, conversations, capsys):
+    pytest.importorskip("llama_cpp")  # conversation ids hash the backend: the config's backend must open
+    from teamgraph.config import load_config
+    from teamgraph.pipeline import open_backends, plan
+
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        "backends: {local: {type: llamacpp}}\n"
+        "agents: [{name: Ada, labels: [math]}, {name: Euler, labels: [math]}, {name: Galen, labels: [medical]}]\n"
+        "topics: [mathematics]\nconversation: {turns: 4}\n"
+        "scoring: {metric: mean_cosine}\ngraph: {threshold: none}\ncommunities: {n_seeds: 2}\n")
+    cfg = load_config(config)
+    backends = open_backends(cfg)
+    specs = plan(cfg, backends)
+    by_pair = {(c.agent_a, c.agent_b, c.topic): c for c in conversations}
+    planned = [by_pair[(s.opener.name, s.partner.name, s.topic)] for s in specs]
+    db = tmp_path / "store.sqlite"
+    with tg.Store(db) as store:
+        store_conversations(store, conversations)  # another run's conversations share the store
+        store_conversations(store, planned, ids=[s.id for s in specs])
+    code = main(["plot", "--store", str(db), "--config", str(config), "--out", str(tmp_path / "figs"),
+                 "--formats", "svg", "--trajectories", "0"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "3 conversations, mean_cosine, threshold none" in out, out
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "graph_all.svg", "graph_mathematics.svg", "heatmap_all.svg", "heatmap_mathematics.svg"]
+    empty = tmp_path / "empty.sqlite"
+    with tg.Store(empty) as store:
+        store_conversations(store, conversations)
+    assert main(["plot", "--store", str(empty), "--config", str(config), "--out", str(tmp_path / "x")]) == 2
+    assert f"no complete conversations of {config}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

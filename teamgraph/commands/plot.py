@@ -59,6 +59,29 @@ def _evaluation_table(path: Path):
     return table
 
 
+def _config_conversations(store, config):
+    """The stored conversations a run of ``config`` planned (a store may hold several runs).
+
+    Conversation ids hash the backend and weights, so the backends are opened (no model is
+    loaded) to compute them; when that is not possible here (e.g. vLLM not installed), the
+    conversations between the roster's agents on the config's topics are used.
+    """
+    from ..errors import TeamgraphError
+    from ..pipeline import open_backends, plan
+
+    try:
+        backends = open_backends(config)
+    except TeamgraphError:
+        names, topics = set(config.agents.names), set(config.topics)
+        return [c for c in store.conversations() if c.topic in topics and set(c.pair) <= names]
+    try:
+        ids = [spec.id for spec in plan(config, backends)]
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return store.conversations(ids)
+
+
 def command(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -92,14 +115,18 @@ def command(args: argparse.Namespace) -> int:
         if not args.store.is_file():
             raise InputError(f"{args.store}: no such store file")
         store = Store(args.store)
-        conversations = store.conversations()
+        conversations = _config_conversations(store, config) if config else store.conversations()
         if not conversations:
-            raise InputError(f"{args.store}: no complete conversations in the store")
+            of_run = f" of {args.config} (run it first: teamgraph run {args.config})" if config else ""
+            raise InputError(f"{args.store}: no complete conversations{of_run} in the store")
     else:
         conversations = read_conversations(args.conversations)
     topics = sorted({c.topic for c in conversations})
     if args.topic is not None and args.topic != "all" and args.topic not in topics:
         raise InputError(f"--topic: '{args.topic}' is not a topic of these conversations (have: {', '.join(topics)})")
+    one_topic = None if args.topic in (None, "all") else args.topic
+    if one_topic is not None:
+        conversations = [c for c in conversations if c.topic == one_topic]  # embed only what is drawn
     scoring = config.scoring if config else None
     metric = args.metric or (scoring.metric if scoring else "cumulative_cosine")
     threshold = args.threshold or (config.graph.threshold if config else "mean")
@@ -113,9 +140,7 @@ def command(args: argparse.Namespace) -> int:
     try:
         values = relationship_values(conversations, metric=metric, embedder=embedder)
         if args.topic is not None:
-            one = None if args.topic == "all" else args.topic
-            graphs = {args.topic: build_graph(values, threshold=threshold, topic=one, agents=agents)}
-            conversations = [c for c in conversations if one is None or c.topic == one]
+            graphs = {args.topic: build_graph(values, threshold=threshold, topic=one_topic, agents=agents)}
         else:
             graphs = build_graphs(values, threshold=threshold, agents=agents)
         partitions = {t: find_communities(g, resolution=resolution, n_seeds=n_seeds, seed=seed) for t, g in graphs.items()}
