@@ -20,7 +20,8 @@ class Partition:
     first; ``teams`` are those of size >= 2 and ``isolates`` the agents left alone.
     ``stability`` is the mean pairwise adjusted Rand index between the seeds' partitions (1.0 =
     every seed agreed); ``coassignment[i, j]`` is the fraction of seeds putting ``nodes[i]`` and
-    ``nodes[j]`` together.
+    ``nodes[j]`` together. ``significance`` (a ``significance.Significance``) and ``validation``
+    (a ``validation.LabelAgreement``) are filled by ``permutation_test`` and ``label_agreement``.
     """
 
     communities: list[list[str]]
@@ -31,6 +32,8 @@ class Partition:
     seed_partitions: list[list[list[str]]]
     settings: dict[str, Any]
     graph: nx.Graph = field(repr=False)
+    significance: Any = None
+    validation: Any = None
 
     @property
     def teams(self) -> list[list[str]]:

@@ -60,6 +60,7 @@ class CommunityConfig:
     resolution: float = 1.0
     n_seeds: int = 10
     seed: int = 0
+    n_permutations: int = 200  # significance test (docs/signal.md); 0 skips it
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
     _check_range(len(set(partial.topics)) == len(partial.topics), "topics", "contains duplicates", source)
     _check_range(partial.communities.n_seeds >= 1, "communities.n_seeds", "must be >= 1", source)
     _check_range(partial.communities.resolution > 0, "communities.resolution", "must be > 0", source)
+    _check_range(partial.communities.n_permutations >= 0, "communities.n_permutations", "must be >= 0", source)
     from .graph import Threshold
     from .metrics import METRICS
     from .errors import InputError

@@ -19,8 +19,10 @@ from .dialogue import ConversationSpec, plan_conversations, run_conversations
 from .embedding import Embedder
 from .graph import build_graphs
 from .scoring import relationship_values
+from .significance import permutation_test
 from .store import Store
 from .teams import export_teams
+from .validation import label_agreement
 
 
 @dataclass
@@ -96,6 +98,10 @@ def run(config: RunConfig, out_dir: str | Path | None = None, store_path: str | 
     c = config.communities
     partitions = {topic: find_communities(g, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed)
                   for topic, g in graphs.items()}
+    for partition in partitions.values():  # how much to trust them (docs/signal.md)
+        if c.n_permutations:
+            permutation_test(partition, n_permutations=c.n_permutations, seed=c.seed, values=values)
+        label_agreement(partition, seed=c.seed)
     timings["communities_s"] = time.perf_counter() - t0
 
     files = [out / "conversations.jsonl"]

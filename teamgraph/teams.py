@@ -46,6 +46,12 @@ def teams_document(partition: Partition, extra: dict[str, Any] | None = None) ->
         ],
         "isolates": partition.isolates,
     }
+    for key in ("significance", "validation"):  # present once tested (significance.py, validation.py)
+        result = getattr(partition, key, None)
+        if result is not None:
+            doc[key] = {k: r(v) if isinstance(v, float) else v for k, v in result.to_dict().items()}
+    if partition.significance is not None:
+        doc["significance"]["verdict"] = partition.significance.verdict()
     if extra:
         doc.update(extra)
     return doc

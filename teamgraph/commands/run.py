@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..pipeline import run
+    from ..significance import verdict
 
     config = load_config(args.config)
     result = run(config, out_dir=args.out, store_path=args.store, progress=not args.quiet)
@@ -28,6 +29,10 @@ def run_command(args: argparse.Namespace) -> int:
         teams = "; ".join(", ".join(t) for t in partition.teams) or "none"
         alone = f" | alone: {', '.join(partition.isolates)}" if partition.isolates else ""
         print(f"[{topic}] teams: {teams}{alone} (Q={partition.modularity:.3f}, stability={partition.stability:.2f})")
+        if partition.significance is not None:
+            print(f"[{topic}]   {verdict(partition.significance)}")
+        if partition.validation is not None:
+            print(f"[{topic}]   {partition.validation.summary()}")
     out = Path(args.out or config.output)
     print(f"wrote {len(result.files)} files to {out}/ (teams_*.json, graph_*.png, conversations.jsonl)")
     return 0

@@ -1,0 +1,83 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+import teamgraph as tg
+from teamgraph.errors import InputError
+from teamgraph.validation import ari_nmi, label_agreement
+
+TWELVE = [["m1", "m2", "m3", "m4"], ["d1", "d2", "d3", "d4"], ["c1", "c2", "c3", "c4"]]
+LABELS = {n: [g[0][0] + "-label"] for g in TWELVE for n in g}
+
+
+def test_communities_equal_to_labels_agree_perfectly_and_significantly():
+    result = label_agreement(TWELVE, LABELS, n_permutations=999, seed=0)
+    assert result.ari == 1.0 and result.nmi == pytest.approx(1.0)
+    # a random relabelling of 12 agents into 4/4/4 is this good with probability 6 / 34650
+    assert result.p_value == pytest.approx(1 / 1000) and result.nmi_p_value == pytest.approx(1 / 1000)
+    assert (result.n_agents, result.n_labels, result.n_communities) == (12, 3, 3)
+    assert "ARI 1.00 (p=0.001)" in result.summary()
+
+
+def test_hand_computed_disagreement():
+    # communities {a,b},{c,d} against labels a,c = x and b,d = y: every pair split differently.
+    # Pair counts: 0 pairs together in both, 2 together in communities only, 2 in labels only, 2 in
+    # neither -> ARI = (0 - 2*2/6) / ((2+2)/2 - 2*2/6) = -0.5; contingency all ones -> MI = 0 -> NMI 0.
+    result = label_agreement([["a", "b"], ["c", "d"]], {"a": "x", "b": "y", "c": "x", "d": "y"}, n_permutations=200)
+    assert result.ari == pytest.approx(-0.5) and result.nmi == pytest.approx(0.0)
+    assert result.p_value == 1.0  # every relabelling agrees at least as well
+
+
+def test_first_label_counts_and_unlabelled_agents_are_left_out():
+    labels = {"a": ["math", "medical"], "b": ("math",), "c": "medical", "d": ["medical"], "e": [], "f": None}
+    communities = [["a", "b", "e"], ["c", "d", "f"]]
+    result = label_agreement(communities, labels, n_permutations=50)
+    assert result.unlabelled == ["e", "f"] and result.n_agents == 4
+    assert result.ari == 1.0
+    # with a's second label counted instead, agreement would drop: the first one is used
+    swapped = dict(labels, a=["medical", "math"])
+    assert label_agreement(communities, swapped, n_permutations=50).ari < 1.0
+
+
+def test_undefined_agreement_returns_none():
+    assert label_agreement([["a", "b"], ["c"]], {"a": "x", "b": "x", "c": "x"}) is None  # one label only
+    assert label_agreement([["a", "b"]], {"a": "x"}) is None  # one labelled agent
+    with pytest.raises(InputError, match="needs labels"):
+        label_agreement([["a", "b"]])
+    with pytest.raises(InputError, match="n_permutations"):
+        label_agreement([["a", "b"]], {"a": "x", "b": "y"}, n_permutations=0)
+
+
+def test_partition_uses_graph_labels_and_attaches_result():
+    rows = [(u, v, "t", 1.0 if u[0] == v[0] else 0.1) for i, u in enumerate(sorted(LABELS))
+            for v in sorted(LABELS)[i + 1:]]
+    values = pd.DataFrame(rows, columns=["agent_a", "agent_b", "topic", "weight"])
+    graph = tg.build_graph(values, threshold="mean", topic="t", agents={n: {"labels": l} for n, l in LABELS.items()})
+    partition = tg.find_communities(graph, n_seeds=3)
+    result = label_agreement(partition, n_permutations=100)
+    assert partition.validation is result and result.ari == 1.0
+    wrong = {n: ["x" if n in ("m1", "d1", "c1", "m2") else "y"] for n in LABELS}
+    assert label_agreement(partition, wrong, n_permutations=100).ari < 0.2
+
+
+def test_vectorised_scores_match_scikit_learn():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 15))
+        comm = np.unique(rng.integers(0, rng.integers(1, 5), n), return_inverse=True)[1]
+        lab = np.unique(rng.integers(0, rng.integers(1, 5), n), return_inverse=True)[1]
+        ari, nmi = ari_nmi(comm, lab)
+        assert ari[0] == pytest.approx(adjusted_rand_score(lab, comm), abs=1e-12)
+        assert nmi[0] == pytest.approx(normalized_mutual_info_score(lab, comm), abs=1e-12)
+    many = np.stack([rng.permutation(lab) for _ in range(5)])
+    ari, nmi = ari_nmi(comm, many)
+    assert ari.shape == (5,) and ari[3] == pytest.approx(adjusted_rand_score(many[3], comm))
+
+
+def test_label_p_value_is_uniform_ish_for_unrelated_labels():
+    rng = np.random.default_rng(1)
+    names = [f"a{i:02d}" for i in range(12)]
+    p = [label_agreement([names[:6], names[6:]], {n: str(rng.integers(0, 2)) for n in names},
+                         n_permutations=199, seed=s).p_value for s in range(40)]
+    assert 0.3 < float(np.mean(p)) < 0.8 and sum(x < 0.05 for x in p) <= 6
