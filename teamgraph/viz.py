@@ -440,7 +440,10 @@ def plot_evaluation(
     frame["_label"] = frame[team_col].astype(str)
     if kind_col is not None:
         kinds = frame[kind_col].astype(str)
-        prefix = [f"{k}: " if k.lower() not in t.lower() else "" for k, t in zip(kinds, frame["_label"])]
+        sources = frame["source"].fillna("").astype(str) if "source" in frame else pd.Series("", index=frame.index)
+        # "curated" + source "math" -> "curated math: Ada+Euler" (the runner's curated teams name their label)
+        prefix = [("" if k.lower() in t.lower() else f"{k} {src}: " if k == "curated" and src else f"{k}: ")
+                  for k, t, src in zip(kinds, frame["_label"], sources)]
         frame["_label"] = pd.Series(prefix, index=frame.index) + frame["_label"]
         frame["_color"] = kinds
     else:

@@ -218,13 +218,13 @@ def test_evaluation_chart_from_runner_style_scores(tmp_path):
                                 ("curated", "Galen+Koch", np.nan)):
             for protocol, acc in (("majority", 0.3), ("weighted", 0.2), ("oracle", 0.6)):
                 rows.append({"group": group, "kind": kind, "team": team, "protocol": protocol,
-                             "accuracy": acc, "accuracy_std": std})
+                             "accuracy": acc, "accuracy_std": std, "source": "medical" if kind == "curated" else ""})
         rows.append({"group": group, "kind": "single", "team": "Ada", "protocol": "single", "accuracy": 0.5,
                      "accuracy_std": np.nan})
     scores = pd.DataFrame(rows)
     ax = viz.plot_evaluation(scores)  # default: each team's majority row, plus the single agent
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert labels[:4] == ["community: Ada+Euler", "random size 2", "curated: Galen+Koch", "single: Ada"]
+    assert labels[:4] == ["community: Ada+Euler", "random size 2", "curated medical: Galen+Koch", "single: Ada"]
     assert len(labels) == 8
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["community", "random", "curated", "single"]
     render(ax, tmp_path / "evaluation_runner")
