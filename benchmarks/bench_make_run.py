@@ -31,16 +31,23 @@ def teamgraph_command() -> list[str]:
 def main() -> int:
     p = C.parser(__doc__.splitlines()[0])
     p.add_argument("--config", default=str(C.ROOT / "data" / "demo_local.yaml"))
+    p.add_argument("--threads", type=int, default=None,
+                   help="set the llamacpp backends' n_threads in a copy of the config (default: the config's)")
     args = p.parse_args()
 
     import yaml
 
     with tempfile.TemporaryDirectory(prefix="tg-bench-run-") as tmp:
         config = Path(args.config)
-        if args.quick:
+        if args.quick or args.threads:
             data = yaml.safe_load(config.read_text())
-            data["topics"] = data["topics"][:1]
-            config = Path(tmp) / "demo_quick.yaml"
+            if args.quick:
+                data["topics"] = data["topics"][:1]
+            if args.threads:
+                for spec in data.get("backends", {}).values():
+                    if spec.get("type") == "llamacpp":
+                        spec["n_threads"] = args.threads
+            config = Path(tmp) / config.name
             config.write_text(yaml.safe_dump(data, sort_keys=False))
         out = Path(tmp) / "out"
         cmd = [*teamgraph_command(), "run", str(config), "--out", str(out), "--quiet"]
@@ -69,9 +76,11 @@ def main() -> int:
     tail = "\n".join(output.strip().splitlines()[-6:])
     print("  " + tail.replace("\n", "\n  "), flush=True)
     detail = {"exit_code": code, "seconds": seconds, "peak_rss_mb": peak_mb, "files": files, "store": store_counts,
-              "config": str(args.config), "quick": args.quick, "load_before": load_before,
+              "config": str(args.config), "quick": args.quick, "threads": args.threads, "load_before": load_before,
               "user_cpu_s": usage.ru_utime, "system_cpu_s": usage.ru_stime, "output_tail": tail}
     what = "one topic of three (quick)" if args.quick else "3 topics"
+    if args.threads:
+        what += f", n_threads={args.threads}"
     if code != 0:
         results = [C.result("make_run.wall_time", f"teamgraph run demo, {what}", None, "s", status="ERROR",
                             detail=detail, note=f"exit code {code}: {tail.splitlines()[-1] if tail else ''}")]

@@ -26,6 +26,7 @@ def main() -> int:
     p = C.parser(__doc__.splitlines()[0])
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="server threads (default: all cores)")
     args = p.parse_args()
     n_agents, turns = (3, 4) if args.quick else (4, 6)
     repeats = args.repeats or (1 if args.quick else 2)
@@ -44,7 +45,7 @@ def main() -> int:
     tokens: dict[int, int] = {}
     texts: dict[int, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp, \
-            llama_server(packaged_gguf_path(), n_ctx=2048, n_threads=os.cpu_count() or 2) as url:
+            llama_server(packaged_gguf_path(), n_ctx=2048, n_threads=args.threads or os.cpu_count() or 2) as url:
         _warm_up(url)
         for r in range(repeats):
             for conc in (1, args.concurrency):

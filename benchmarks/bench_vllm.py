@@ -31,6 +31,7 @@ from bench_llamacpp import Recorder  # noqa: E402
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # engine start-up logs would bury the figures
 
 
 def roster(n_agents: int, max_tokens: int):
@@ -104,6 +105,7 @@ def main() -> int:
 
         # 2. the same requests as one LLM.generate batch
         params = [backend.sampling_params(r) for r in requests]
+        llm.reset_prefix_cache()  # the same prompt work as the harness did, not prompts it left in the cache
         t0 = time.perf_counter()
         outputs = llm.generate([r.prompt for r in requests], params, use_tqdm=False)
         batch_s = time.perf_counter() - t0
@@ -116,6 +118,7 @@ def main() -> int:
         # 3. naive: one conversation at a time, a batch of one per call
         naive_specs = specs[:n_naive]
         rec_naive = Recorder(backend)
+        llm.reset_prefix_cache()
         with Store(Path(tmp) / "naive.sqlite") as store:
             t0 = time.perf_counter()
             for spec in naive_specs:
@@ -148,7 +151,7 @@ def main() -> int:
                       f"same replies {same}/{len(requests)}"),
         C.result("vllm.harness_vs_naive", "harness throughput / one-conversation-at-a-time loop", h_rate / n_rate, "x",
                  detail=detail, note=f"INFO (speed-up); naive: {n_rate:.1f} tok/s on {len(naive_specs)} conversations"),
-        C.result("vllm.peak_rss", "peak RSS: harness process / engine core process", main_rss / 1024, "GB",
+        C.result("vllm.peak_rss", "peak RSS of the harness process (the engine runs in its own)", main_rss / 1024, "GB",
                  detail={**detail, "engine_process_peak_rss_mb": child_rss},
                  note=f"INFO; engine process {child_rss / 1024:.2f} GB (KV cache VLLM_CPU_KVCACHE_SPACE="
                       f"{os.environ.get('VLLM_CPU_KVCACHE_SPACE')} GB on CPU)"),

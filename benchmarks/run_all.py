@@ -57,6 +57,8 @@ def run_one(name: str, args: argparse.Namespace) -> tuple[list[dict], float]:
             extra += ["--device", args.device]
         if args.model:
             extra += ["--model", args.model]
+    if name in ("llamacpp", "openai", "make_run") and args.llama_threads:
+        extra += ["--threads", str(args.llama_threads)]
     if name == "vllm":
         python = args.vllm_python or str(C.ROOT / ".venv-vllm" / "bin" / "python")
         if not Path(python).exists():
@@ -98,6 +100,8 @@ def main() -> int:
     p.add_argument("--json", default=str(C.ROOT / "out" / "bench" / "summary.json"), help="summary file")
     p.add_argument("--device", default=None, help="embedding device for the scoring benchmark (cpu, cuda)")
     p.add_argument("--model", default=None, help="embedder folder for the scoring benchmark")
+    p.add_argument("--llama-threads", type=int, default=None,
+                   help="llama.cpp threads for the llamacpp, openai and make_run benchmarks (default: all cores)")
     p.add_argument("--vllm-python", default=None, help="python with vLLM (default .venv-vllm/bin/python)")
     p.add_argument("--vllm-model", default=None, help="Hugging Face folder for the vLLM benchmark")
     args = p.parse_args()

@@ -279,8 +279,10 @@ class VLLMBackend:
             if len(reqs) == 1:
                 self._raise_if_fatal(reqs[0], exc, is_chat)
                 return [GenerationResult.failed(f"vLLM: {_first_line(exc)}", time.perf_counter() - start)]
-            # One bad request (e.g. a prompt longer than max_model_len) must not fail the others.
-            return [res for r in reqs for res in self._run(llm, [r], is_chat)]
+            # One bad request (e.g. a prompt longer than max_model_len) must not fail the others:
+            # halve the batch until it is found, so the good requests stay batched.
+            mid = len(reqs) // 2
+            return self._run(llm, reqs[:mid], is_chat) + self._run(llm, reqs[mid:], is_chat)
         seconds = time.perf_counter() - start  # every request of the batch waited this long
         out = []
         for output in outputs:
