@@ -1,3 +1,4 @@
+import importlib.util
 import os
 
 import numpy as np
@@ -38,3 +39,15 @@ def real_embedder():
     from teamgraph.embedding import Embedder
 
     return Embedder(device="cpu")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect (not skip) tests for the other environment: `vllm` tests run under `make test-vllm`."""
+    have_vllm = importlib.util.find_spec("vllm") is not None
+    keep, drop = [], []
+    for item in items:
+        wrong_env = (item.get_closest_marker("vllm") and not have_vllm) or (item.get_closest_marker("without_vllm") and have_vllm)
+        (drop if wrong_env else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

