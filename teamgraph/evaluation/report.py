@@ -82,10 +82,7 @@ def plot_accuracy(result: "EvaluationResult", path: str | Path) -> Path:
     Random teams carry error bars (std over draws); a black tick marks each team's oracle; the dashed
     line is chance for multiple-choice groups.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # no matplotlib.use(): that would switch off inline figures in notebooks
 
     scores = result.scores
     groups = list(dict.fromkeys(scores["group"]))
