@@ -98,10 +98,11 @@ def test_sampling_settings_map_to_sampling_params(backend):
 
 
 @needs_vllm
-def test_describe_and_fingerprint_identify_settings_and_weights(backend):
+def test_describe_and_fingerprint_identify_settings_and_weights(backend, model_dir):
     assert backend.describe() == {"type": "vllm", "dtype": "bfloat16", "max_model_len": 512, "tensor_parallel_size": 1}
     fingerprint = backend.model_fingerprint("gemma-3-270m")
-    assert fingerprint.startswith("gemma-3-270m:") and fingerprint == backend.model_fingerprint("gemma-3-270m")
+    assert fingerprint.startswith(os.path.basename(model_dir) + ":")  # folder name, then a hash of config and weights
+    assert fingerprint == backend.model_fingerprint("gemma-3-270m") and len(fingerprint.split(":")[1]) == 16
 
 
 @needs_vllm
