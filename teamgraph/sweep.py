@@ -18,7 +18,7 @@ from .graph import Threshold, build_graph
 from .metrics import METRICS
 from .scoring import check_values, relationship_values
 from .significance import permutation_test
-from .validation import label_agreement
+from .validation import label_agreement, label_gap
 
 DEFAULT_RESOLUTIONS = (0.5, 1.0, 1.5, 2.0)
 DEFAULT_THRESHOLDS = ("none", "mean", "quantile:0.75", "top_k:2")
@@ -110,7 +110,8 @@ def sweep(
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
-COMPARE_COLUMNS = ["metric", "repeats", "topic", "n_conversations"] + SWEEP_COLUMNS[3:]
+COMPARE_COLUMNS = ["metric", "repeats", "topic", "n_conversations"] + SWEEP_COLUMNS[3:-1] + [
+    "label_gap", "label_gap_p_value", "communities"]
 
 
 def compare_metrics(
@@ -130,6 +131,10 @@ def compare_metrics(
     store: Any = None,
 ) -> pd.DataFrame:
     """Metric x conversations-per-pair x topic table of label agreement and significance.
+
+    Besides the partition's ARI/NMI, ``label_gap`` is the same-label minus mixed-label mean of the
+    relationship values themselves (:func:`teamgraph.validation.label_gap`): signal in the values
+    that thresholding and Louvain may or may not turn into communities.
 
     ``repeat_of`` maps a conversation id to its repeat index (0, 1, ...); for each ``r`` in
     ``repeats`` only conversations with index < r are used, so "repeats 1" and "repeats 3" are the
@@ -167,8 +172,11 @@ def compare_metrics(
                 n_conv = len(subset) if topic == "all" else sum(c.topic == topic for c in subset)
                 graph = _graph_for(values, topic, threshold, agents)
                 partition = analyse(graph, values, resolution, n_seeds, seed, n_permutations, null_seeds)
+                labels = {n: d.get("labels") for n, d in graph.nodes(data=True)}
+                gap = label_gap(values, labels, None if graph.graph["topic"] == "all" else topic, seed=seed)
                 rows.append({"metric": metric, "repeats": r, "topic": topic, "n_conversations": n_conv,
-                             **partition_row(partition)})
+                             **partition_row(partition), "label_gap": gap.gap if gap else float("nan"),
+                             "label_gap_p_value": gap.p_value if gap else float("nan")})
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
 
 

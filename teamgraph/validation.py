@@ -5,6 +5,9 @@ never to build it. Each agent counts with its first label; agents without labels
 Agreement is the adjusted Rand index (ARI, 0 = chance, 1 = identical) and the normalised mutual
 information (NMI, arithmetic normalisation as scikit-learn's default), each with a one-sided
 permutation p-value: labels are shuffled among the labelled agents, communities kept.
+
+``label_gap`` asks the same question of the relationship values themselves, before any threshold
+or clustering: is a pair of agents with the same label valued higher than a mixed pair?
 """
 from __future__ import annotations
 
@@ -13,8 +16,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+import pandas as pd
+
 from .communities import Partition
 from .errors import InputError
+from .scoring import aggregate_topics, check_values
 
 
 @dataclass(frozen=True)
@@ -116,13 +122,7 @@ def label_agreement(
         if labels is None:
             raise InputError("label_agreement on plain communities needs labels=...")
     member = {str(n): i for i, c in enumerate(communities) for n in c}
-    first: dict[str, str] = {}
-    for name in sorted(member):
-        value = labels.get(name)
-        if isinstance(value, (list, tuple)):
-            value = value[0] if value else None
-        if value not in (None, ""):
-            first[name] = str(value)
+    first = {n: v for n, v in _first_labels(labels).items() if n in member}
     unlabelled = sorted(set(member) - set(first))
     names = sorted(first)
     if len(names) < 2 or len(set(first.values())) < 2:
@@ -144,3 +144,78 @@ def label_agreement(
     if attach and isinstance(partition, Partition):
         partition.validation = result
     return result
+
+
+@dataclass(frozen=True)
+class LabelGap:
+    """Mean relationship value of same-label pairs minus that of mixed pairs, with a permutation p-value."""
+
+    gap: float
+    p_value: float
+    n_agents: int
+    n_pairs: int
+    n_permutations: int
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _first_labels(labels: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for name, value in labels.items():
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else None
+        if value not in (None, ""):
+            out[str(name)] = str(value)
+    return out
+
+
+def label_gap(
+    values: pd.DataFrame,
+    labels: Mapping[str, Any],
+    topic: str | None = None,
+    n_permutations: int = 1000,
+    seed: int = 0,
+) -> LabelGap | None:
+    """Same-label minus mixed-label mean of the relationship values of ``topic`` (None or "all": all topics).
+
+    Only pairs of two labelled agents count (first label each). The one-sided p-value shuffles the
+    labels among those agents. Returns None when there are no same-label or no mixed pairs.
+
+    >>> v = pd.DataFrame({"agent_a": ["a", "a", "b"], "agent_b": ["b", "c", "c"], "topic": "t", "weight": [0.9, 0.1, 0.2]})
+    >>> round(label_gap(v, {"a": "x", "b": "x", "c": "y"}).gap, 3)
+    0.75
+    """
+    check_values(values)
+    if n_permutations < 1:
+        raise InputError(f"n_permutations must be >= 1, got {n_permutations}")
+    if topic in (None, "all") and "all" not in set(values["topic"]):
+        defaults = {"n_conversations": 1, "conversation_ids": [[] for _ in range(len(values))]}
+        selected = aggregate_topics(values.assign(**{k: v for k, v in defaults.items() if k not in values}))
+    else:
+        selected = values[values["topic"] == topic]
+        if selected.empty:
+            raise InputError(f"label_gap: no relationship values for topic '{topic}'")
+    first = _first_labels(labels)
+    keep = selected["agent_a"].isin(first) & selected["agent_b"].isin(first)
+    selected = selected[keep]
+    names = sorted(set(selected["agent_a"]) | set(selected["agent_b"]))
+    if len(names) < 2:
+        return None
+    index = {n: i for i, n in enumerate(names)}
+    a = selected["agent_a"].map(index).to_numpy()
+    b = selected["agent_b"].map(index).to_numpy()
+    w = selected["weight"].to_numpy(dtype=float)
+    lab = _codes([first[n] for n in names])
+    rng = np.random.default_rng(seed)
+    runs = np.vstack([lab, rng.permuted(np.broadcast_to(lab, (n_permutations, len(lab))), axis=1)])
+    same = runs[:, a] == runs[:, b]
+    n_same = same.sum(axis=1)
+    if n_same[0] == 0 or n_same[0] == len(w):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):  # a shuffle without same or mixed pairs: undefined,
+        gaps = (same @ w) / n_same - ((~same) @ w) / (len(w) - n_same)
+    gaps = np.where(np.isfinite(gaps), gaps, np.inf)  # counted against rejection
+    return LabelGap(gap=float(gaps[0]), p_value=(1 + int((gaps[1:] >= gaps[0] - 1e-12).sum())) / (n_permutations + 1),
+                    n_agents=len(names), n_pairs=len(w), n_permutations=int(n_permutations), seed=int(seed))

@@ -84,6 +84,7 @@ def test_compare_metrics_grid_and_repeat_subsets():
     # six agents in two labels of three: a random relabelling is perfect with probability 2/20, so
     # the label p-value cannot go below 0.1 on such a roster (docs/signal.md)
     assert table["label_p_value"].between(0.07, 0.13).all()
+    assert (table["label_gap"] > 0.3).all() and table["label_gap_p_value"].between(0.07, 0.13).all()
     # without repeat indices every conversation is used once
     flat = compare_metrics(convs, metrics=["mean_cosine"], topics=["all"], agents=AGENTS,
                            embedder=Embedder(CountingEncoder()), n_seeds=2, n_permutations=0)
@@ -102,6 +103,7 @@ def test_compare_metrics_sees_no_structure_when_domains_are_mixed_at_random():
     table = compare_metrics(convs, metrics=["mean_cosine"], repeats=[3], repeat_of=repeat_of, agents=relabelled,
                             embedder=Embedder(CountingEncoder()), n_seeds=3, n_permutations=50)
     assert table["ari"][0] < 0.5 and table["label_p_value"][0] > 0.05
+    assert table["label_gap"][0] < 0.3 and table["label_gap_p_value"][0] > 0.05
 
 
 @pytest.fixture
@@ -127,6 +129,7 @@ def test_sweep_cli_on_a_conversations_file(tmp_path, capsys, fake_embedder):
     (["sweep", "--conversations", "c.jsonl", "--thresholds", "median"], "threshold: 'median'"),
     (["sweep", "--conversations", "c.jsonl", "--permutations", "-1"], "--permutations must be >= 0"),
     (["sweep", "--conversations", "c.jsonl", "--resolutions", "1,x"], "comma-separated numbers"),
+    (["sweep", "--conversations", "c.jsonl", "--repeats", "2"], "--repeats needs a run config"),
     (["compare", "tiny.yaml"], "no store; run `teamgraph run"),
     (["compare", "tiny.yaml", "--topic", "cooking"], "topic 'cooking' not in tiny.yaml"),
 ])

@@ -5,7 +5,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import teamgraph as tg
 from teamgraph.errors import InputError
-from teamgraph.validation import ari_nmi, label_agreement
+from teamgraph.validation import ari_nmi, label_agreement, label_gap
 
 TWELVE = [["m1", "m2", "m3", "m4"], ["d1", "d2", "d3", "d4"], ["c1", "c2", "c3", "c4"]]
 LABELS = {n: [g[0][0] + "-label"] for g in TWELVE for n in g}
@@ -81,3 +81,23 @@ def test_label_p_value_is_uniform_ish_for_unrelated_labels():
     p = [label_agreement([names[:6], names[6:]], {n: str(rng.integers(0, 2)) for n in names},
                          n_permutations=199, seed=s).p_value for s in range(40)]
     assert 0.3 < float(np.mean(p)) < 0.8 and sum(x < 0.05 for x in p) <= 6
+
+
+def test_label_gap_on_hand_made_values():
+    names = ["a", "b", "c", "d"]
+    labels = {"a": ["x"], "b": ["x"], "c": "y", "d": "y", "e": []}
+    w = {("a", "b"): 1.0, ("c", "d"): 0.8, ("a", "c"): 0.1, ("a", "d"): 0.2, ("b", "c"): 0.3, ("b", "d"): 0.0,
+         ("a", "e"): 5.0}  # e is unlabelled: its pair does not count
+    values = pd.DataFrame([(u, v, "t", x) for (u, v), x in w.items()], columns=["agent_a", "agent_b", "topic", "weight"])
+    gap = label_gap(values, labels, topic="t", n_permutations=500)
+    assert gap.gap == pytest.approx((1.0 + 0.8) / 2 - (0.1 + 0.2 + 0.3 + 0.0) / 4)
+    assert (gap.n_agents, gap.n_pairs) == (4, 6)
+    # 3 distinct splits of 4 agents into 2+2; the true one is the largest: p about 1/3
+    assert 0.25 < gap.p_value < 0.42
+    flipped = label_gap(values.assign(weight=-values["weight"]), labels, topic="t", n_permutations=500)
+    assert flipped.gap == pytest.approx(-gap.gap) and flipped.p_value == 1.0
+    assert label_gap(values, {n: "x" for n in names}, topic="t") is None  # no mixed pairs
+    two = pd.concat([values, values.assign(topic="u", weight=values["weight"] * 3)])
+    assert label_gap(two, labels).gap == pytest.approx(2 * gap.gap)  # all topics: the mean of 1x and 3x
+    with pytest.raises(InputError, match="topic 'v'"):
+        label_gap(values, labels, topic="v")

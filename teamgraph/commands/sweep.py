@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--thresholds", type=_names, default=["none", "mean", "quantile:0.75", "top_k:2"],
                     help="comma-separated threshold rules (default: none,mean,quantile:0.75,top_k:2)")
     sw.add_argument("--embedder", default=None, help="embedder name or path (default: config's, else all-MiniLM-L6-v2)")
+    sw.add_argument("--repeats", type=int, default=None,
+                    help="with a config: use the first N conversations per pair (default: the config's repeats)")
     _common(sw)
     sw.set_defaults(func=sweep_command)
 
@@ -119,7 +121,9 @@ def sweep_command(args: argparse.Namespace) -> int:
         Threshold.parse(rule)  # fail before any embedding
     config = load_config(args.config) if args.config else None
     metric = args.metric or (config.scoring.metric if config else "cumulative_cosine")
-    convs, _, agents, embedder, store = _inputs(args, config)
+    if args.repeats is not None and (args.repeats < 1 or config is None):
+        raise InputError("--repeats needs a run config and a value >= 1")
+    convs, _, agents, embedder, store = _inputs(args, config, repeats=args.repeats)
     try:
         values = relationship_values(convs, metric=metric, embedder=embedder, progress=True)
         c = config.communities if config else None
@@ -157,7 +161,8 @@ def compare_command(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"{config.name}: {len(convs)} conversations; threshold {args.threshold or config.graph.threshold}; "
-          f"p = modularity permutation p-value, ari/nmi vs agent labels with label_p_value")
-    print(format_table(table, ["metric", "repeats", "topic", *SHOWN, "communities"]))
+          f"p = modularity permutation p-value, ari/nmi vs agent labels with label_p_value, "
+          "label_gap = same-label minus mixed-label mean value")
+    print(format_table(table, ["metric", "repeats", "topic", *SHOWN, "label_gap", "label_gap_p_value", "communities"]))
     _write(table, args)
     return 0
