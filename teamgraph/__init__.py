@@ -13,12 +13,15 @@ from .graph import Threshold, build_graph, build_graphs
 from .metrics import METRICS, cross_speaker_cosine, cumulative_cosine, echo_discounted_cosine, mean_cosine
 from .scoring import relationship_values, score_conversations
 from .store import Store
+from .significance import permutation_test
+from .sweep import compare_metrics, sweep
 from .teams import export_teams, teams_document
+from .validation import label_agreement
 
 __all__ = [
     "__version__", "Partition", "find_communities", "Conversation", "Utterance", "read_conversations",
     "write_conversations", "Embedder", "BackendError", "ConfigError", "InputError", "MissingDependencyError",
     "TeamgraphError", "Threshold", "build_graph", "build_graphs", "METRICS", "cross_speaker_cosine",
     "cumulative_cosine", "echo_discounted_cosine", "mean_cosine", "relationship_values", "score_conversations",
-    "Store", "export_teams", "teams_document",
+    "Store", "export_teams", "teams_document", "permutation_test", "label_agreement", "sweep", "compare_metrics",
 ]
