@@ -27,6 +27,7 @@ from teamgraph.evaluation import (
     run_debates,
     topics_for_group,
 )
+from teamgraph.evaluation.runner import WEIGHT_FLOOR
 from teamgraph.store import Store, stable_hash
 
 LETTERS = "ABCD"
@@ -198,19 +199,27 @@ def recount_majority(answers: pd.DataFrame, gold: pd.Series, team, seed):
 
 
 def recount_weighted(answers, gold, team, seed, weights):
+    """Weighted vote recount; ``weights`` are the fitted weights (0 = no better than chance)."""
     table = {(r.item_id, r.agent): r.answer for r in answers.itertuples()}
     correct = 0
     for item_id, g in gold.items():
-        support = Counter()
+        support, plain = Counter(), Counter()
         for a in team:
             if table.get((item_id, a)) is not None:
                 support[table[(item_id, a)]] += weights[a]
+                plain[table[(item_id, a)]] += 1
         if not support:
             continue
         top = max(support.values())
         tied = sorted(a for a, s in support.items() if s >= top - 1e-9)
+        if top == 0:  # nobody beats chance: the zero-weight agents' plurality decides
+            best = max(plain[a] for a in tied)
+            tied = sorted(a for a in tied if plain[a] == best)
+        elif len(tied) > 1:  # chance-level agents break ties among the tied answers
+            extra = {a: sum(1 for m in team if table.get((item_id, m)) == a and weights[m] == 0) for a in tied}
+            tied = sorted(a for a in tied if extra[a] == max(extra.values()))
         correct += tied[int(item_rng(seed, item_id).random() * len(tied))] == g
-    return correct / len(gold)
+    return correct
 
 
 def _scores(result, group, kind, team, protocol):
@@ -235,9 +244,12 @@ def test_team_scores_computed_offline_equal_a_direct_recount(tmp_path):
                     if group == "mmlu_math" else ["Ada+Galen", "Euler+Florence+Koch+Noether",
                                                   "Ada+Euler+Galen+Koch", "Florence+Noether"])
         assert community == set(expected)  # the matching topic's teams plus those of "all"
-        from teamgraph.evaluation.voting import split_items
+        from teamgraph.evaluation.voting import fit_vote_weights, split_items
 
-        _, eval_ids = split_items(gold.index, 0.5, 0)
+        halves = split_items(gold.index, 0.5, 0)
+        folds = [(fit_vote_weights(answers, gold[halves[k]], AGENTS_ALL, n_choices=4 if group == "mmlu_math" else 5),
+                  halves[1 - k]) for k in (0, 1)]
+        assert [f["scores_items"] for f in result.weights[group]] == [6, 6]
         for kind, team in [("community", t) for t in expected] + [("curated", "Ada+Euler+Noether"),
                                                                   ("curated", "Florence+Galen+Koch"),
                                                                   ("roster", "all agents")]:
@@ -250,9 +262,9 @@ def test_team_scores_computed_offline_equal_a_direct_recount(tmp_path):
                               for i, g in gold.items()])
             assert _scores(result, group, kind, team, "oracle")["accuracy"] == pytest.approx(oracle)
             weighted = _scores(result, group, kind, team, "weighted")
-            assert weighted["n_items"] == len(eval_ids) == 6
-            assert weighted["accuracy"] == pytest.approx(
-                recount_weighted(answers, gold[eval_ids], members, 0, result.weights[group]))
+            assert weighted["n_items"] == 12  # every item, scored with weights fitted on the other half
+            hits = sum(recount_weighted(answers, gold[held], members, 0, w) for w, held in folds)
+            assert weighted["accuracy"] == pytest.approx(hits / 12)
         # best single agent, and random teams of each size that a community or curated team has
         per_agent = {a: np.mean([(answers[(answers.item_id == i) & (answers.agent == a)].answer == g).any()
                                  for i, g in gold.items()]) for a in AGENTS_ALL}
@@ -295,8 +307,32 @@ def test_a_second_evaluate_makes_no_model_call_and_writes_the_report(tmp_path):
 def test_weighted_vote_learns_on_one_half_and_gives_chance_agents_no_say(tmp_path):
     cfg = make_config(tmp_path, benchmarks=["mmlu_math"], n_items=20)
     result = evaluate(cfg, TEAMS, backends={"local": FakeBackend()}, store=":memory:", progress=False)
-    w = result.weights["mmlu_math"]
-    assert set(w) == set(AGENTS_ALL) and all(v >= 0 for v in w.values())
+    folds = result.weights["mmlu_math"]
+    assert [f["scores_items"] for f in folds] == [10, 10]
+    for fold in folds:
+        assert set(fold["weights"]) == set(AGENTS_ALL) and all(v > 0 for v in fold["weights"].values())
+
+
+def test_weighted_vote_of_chance_level_agents_is_the_majority_vote():
+    """Agents fitted at weight 0 keep the floor weight: they vote as a plurality, ties as majority does."""
+    from teamgraph.evaluation.runner import _GroupScorer
+
+    rng = np.random.default_rng(7)
+    agents = ["a", "b", "c", "d"]
+    items = [f"i{k}" for k in range(200)]
+    answers = pd.DataFrame([(i, a, rng.choice(["A", "B", "C", None])) for i in items for a in agents],
+                           columns=["item_id", "agent", "answer"])
+    gold = pd.Series(rng.choice(list("ABC"), size=len(items)), index=items)
+    floor = {a: WEIGHT_FLOOR for a in agents}
+    score = _GroupScorer(answers, gold, [(floor, items)], seed=3)
+    for team in (["a", "b"], ["a", "b", "c"], agents):
+        majority, weighted = score(team, "majority"), score(team, "weighted")
+        assert majority["n_ties"] > 0
+        assert weighted["accuracy"] == majority["accuracy"] and weighted["n_ties"] == majority["n_ties"]
+    # one agent above chance outvotes any number of chance-level ones (on the items it answers)
+    answered = sorted(answers.loc[(answers.agent == "a") & answers.answer.notna(), "item_id"])
+    score = _GroupScorer(answers, gold[answered], [({**floor, "a": 0.5}, answered)], seed=3)
+    assert score(agents, "weighted")["accuracy"] == score(["a"], "majority")["accuracy"]
 
 
 def test_bad_inputs_raise_before_any_model_call(tmp_path):

@@ -56,7 +56,7 @@ def command(args: argparse.Namespace) -> int:
                       debate_rounds=args.debate_rounds, out_dir=out, random_draws=args.random_draws,
                       progress=not args.quiet)
     print(result.summary().to_string(index=False))
-    print("strict: majority with ties counted wrong; weighted: scored on the held-out half (n weighted); "
+    print("strict: majority with ties counted wrong; weighted: weights fitted on the other half of the items; "
           "random: mean ± std over draws")
     print(f"wrote {len(result.files)} files to {out}/ (summary.md, scores.csv, accuracy.png, ...) "
           f"in {time.perf_counter() - start:.1f} s")

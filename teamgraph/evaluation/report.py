@@ -34,8 +34,8 @@ def _label(kind: str, team: str, source: str) -> str:
 def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per (group, team or baseline) in the scores' order; a column per protocol (strings).
 
-    ``strict`` is the majority vote where a tie counts as wrong; ``weighted`` is scored on the
-    held-out half of the items (``n weighted``); random teams show mean ± std over their draws.
+    ``strict`` is the majority vote where a tie counts as wrong; ``weighted`` uses vote weights
+    cross-fitted on the other half of the items; random teams show mean ± std over their draws.
     """
     protocols = [p for p in ("majority", "weighted", "debate", "oracle") if p in set(scores["protocol"])]
     out = []
@@ -51,17 +51,11 @@ def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
             row[p] = _fmt(r.accuracy, r.accuracy_std if kind == "random" else None) if r is not None else ""
             if p == "majority":
                 row["strict"] = _fmt(r.strict_accuracy) if r is not None else ""
-        if "weighted" in by:
-            row["n weighted"] = int(by["weighted"].n_items)
         out.append(row)
     frame = pd.DataFrame(out)
     order = ["group", "kind", "team", "size", "n"] + [c for p in protocols
                                                        for c in ([p, "strict"] if p == "majority" else [p])]
-    if "n weighted" in frame.columns:
-        order.append("n weighted")
     frame = frame[order].astype(object)
-    if "n weighted" in frame.columns:
-        frame["n weighted"] = frame["n weighted"].map(lambda v: "" if pd.isna(v) else int(v))
     return frame.where(frame.notna(), "")
 
 
@@ -146,7 +140,8 @@ def write_report(result: "EvaluationResult", out_dir: str | Path) -> list[Path]:
     md = out / "summary.md"
     md.write_text(f"# Team evaluation: {result.settings.get('run', '')}\n\n" + markdown_table(summary)
                   + "\nmajority: ties broken by a seeded draw; strict: a tie counts as wrong; weighted: vote weights "
-                    "fitted on the other half of the items; oracle: any member correct; random: mean ± std over "
+                    "fitted on the other half of the items (2-fold cross-fitting; chance-level agents only break "
+                    "ties); oracle: any member correct; random: mean ± std over "
                     f"{result.settings.get('random_draws')} draws.\n", encoding="utf-8")
     files.append(md)
     save_csv(result.answers, "answers.csv")

@@ -34,7 +34,6 @@ from teamgraph.evaluation.voting import (
     fit_vote_weights,
     single_agent_scores,
     split_items,
-    team_scores,
 )
 from teamgraph.store import Store
 
@@ -77,7 +76,7 @@ class EvaluationResult:
     items: pd.DataFrame
     single: pd.DataFrame
     debates: pd.DataFrame
-    weights: dict[str, dict[str, float]]
+    weights: dict[str, list[dict[str, Any]]]  # per group: the weighted vote's two folds
     settings: dict[str, Any]
     files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -168,21 +167,69 @@ def _row(group: str, kind: str, team: str, members: Sequence[str], source: str, 
             "n_ties": scores.get("n_ties", 0), "n_draws": n_draws}
 
 
-def random_team_rows(
-    group: str, answers: pd.DataFrame, gold: pd.Series, agents: Sequence[str], size: int, n_draws: int, seed: int,
-    protocol: str, weights: Mapping[str, float] | None = None,
-) -> dict[str, Any]:
+#: Weight of an agent whose fitted weight is 0 (no better than chance on the fitting half): such
+#: agents only break ties among themselves, so a team of chance-level agents falls back to a plain
+#: majority vote instead of a random pick among every answer given.
+WEIGHT_FLOOR = 1e-6
+
+
+def cross_fitted_weights(
+    answers: pd.DataFrame, gold: pd.Series, agents: Sequence[str], seed: int = 0, n_choices: int | None = None,
+) -> list[tuple[dict[str, float], list[str]]]:
+    """Two folds of (vote weights fitted on one seeded half of the items, the other half's item ids).
+
+    Every item is then scored with weights that never saw it, and the weighted vote covers all
+    items like the other protocols.
+    """
+    halves = split_items(gold.index, 0.5, seed)
+    folds = []
+    for k in (0, 1):
+        fit, held = halves[k], halves[1 - k]
+        if held:
+            w = fit_vote_weights(answers, gold[fit], list(agents), n_choices=n_choices)
+            folds.append(({a: max(v, WEIGHT_FLOOR) for a, v in w.items()}, held))
+    return folds
+
+
+def _combine(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Scores of disjoint item sets pooled into one (item-weighted means, summed counts)."""
+    parts = [p for p in parts if p["n_items"]]
+    n = sum(p["n_items"] for p in parts)
+    if not n:
+        return {"accuracy": float("nan"), "strict_accuracy": float("nan"), "n_items": 0, "n_ties": 0}
+    return {"accuracy": sum(p["accuracy"] * p["n_items"] for p in parts) / n,
+            "strict_accuracy": sum(p["strict_accuracy"] * p["n_items"] for p in parts) / n,
+            "n_items": n, "n_ties": sum(p["n_ties"] for p in parts)}
+
+
+class _GroupScorer:
+    """Scores any team of one group from the answer table, built once (weighted: pooled over folds)."""
+
+    def __init__(self, answers: pd.DataFrame, gold: pd.Series, folds: Sequence[tuple[dict[str, float], list[str]]],
+                 seed: int):
+        self.full = _table(answers, gold)
+        self.folds = [(_table(answers, gold[held]), w) for w, held in folds]
+        self.seed = seed
+
+    def __call__(self, members: Sequence[str], protocol: str) -> dict[str, Any]:
+        if protocol == "weighted":
+            return _combine([_scores(t, list(members), "weighted", self.seed, w) for t, w in self.folds])
+        return _scores(self.full, list(members), protocol, self.seed, None)
+
+
+def _random_rows(group: str, score: _GroupScorer, agents: Sequence[str], size: int, n_draws: int, seed: int,
+                 protocol: str) -> dict[str, Any]:
     """Mean and std of ``n_draws`` random teams of ``size`` (the draws of ``voting.random_team_scores``)."""
     pool = sorted(dict.fromkeys(agents))
-    t = _table(answers, gold)
     rng = np.random.default_rng(seed)
-    draws = [_scores(t, list(rng.choice(pool, size=size, replace=False)), protocol, seed, weights)
-             for _ in range(n_draws)]
+    draws = [score(list(rng.choice(pool, size=size, replace=False)), protocol) for _ in range(n_draws)]
     acc = np.array([d["accuracy"] for d in draws])
     mean = {"accuracy": float(acc.mean()), "strict_accuracy": float(np.mean([d["strict_accuracy"] for d in draws])),
             "n_items": draws[0]["n_items"], "n_ties": float(np.mean([d["n_ties"] for d in draws]))}
-    return _row(group, "random", f"random size {size}", [], f"{n_draws} draws", protocol, mean,
-                std=float(acc.std()), n_draws=n_draws) | {"size": size, "members": ""}
+    row = _row(group, "random", f"random size {size}", [], f"{n_draws} draws", protocol, mean,
+               std=float(acc.std()), n_draws=n_draws)
+    row["size"] = size
+    return row
 
 
 def score_group(
@@ -197,16 +244,15 @@ def score_group(
     random_draws: int = 200,
     n_choices: int | None = None,
     debates: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, dict[str, float]]:
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Score every team and baseline of one benchmark group offline from the cached answers.
 
-    The weighted vote learns its weights on a seeded half of the items and is scored on the other
-    half (its ``n_items`` says so); everything else is scored on all items. The best single agent
-    is picked on the same items it is scored on (an optimistic baseline). Returns (rows, weights).
+    The weighted vote is cross-fitted: weights learned on one seeded half of the items score the
+    other half and vice versa, pooled over all items. The best single agent is picked on the same
+    items it is scored on (an optimistic baseline). Returns (rows, the two folds' weights).
     """
-    fit_ids, eval_ids = split_items(gold.index, 0.5, seed)
-    weights = fit_vote_weights(answers, gold[fit_ids], list(agents), n_choices=n_choices)
-    gold_eval = gold[eval_ids]
+    folds = cross_fitted_weights(answers, gold, agents, seed, n_choices)
+    score = _GroupScorer(answers, gold, folds, seed)
     rows = []
     kinds = {"community": 0, "curated": 1, "roster": 2}
     for spec in sorted(teams, key=lambda s: kinds[s.kind]):
@@ -215,20 +261,15 @@ def score_group(
                 if spec.kind == "roster" or debates is None:
                     continue
                 scores = debate_scores(debates, gold, spec.name, seed)
-            elif protocol == "weighted":
-                scores = team_scores(answers, gold_eval, spec.members, "weighted", seed, weights)
             else:
-                scores = team_scores(answers, gold, spec.members, protocol, seed)
+                scores = score(spec.members, protocol)
             rows.append(_row(group, spec.kind, spec.name if spec.kind != "roster" else "all agents", spec.members,
                              spec.source, protocol, scores))
     sizes = sorted({len(s.members) for s in teams if s.kind in ("community", "curated")})
     for size in sizes:
         for protocol in protocols:
-            if protocol == "debate":
-                continue  # a debate is model calls per team: not drawn for random teams
-            g = gold_eval if protocol == "weighted" else gold
-            rows.append(random_team_rows(group, answers, g, agents, size, random_draws, seed, protocol,
-                                         weights if protocol == "weighted" else None))
+            if protocol != "debate":  # a debate is model calls per team: not drawn for random teams
+                rows.append(_random_rows(group, score, agents, size, random_draws, seed, protocol))
     single = single_agent_scores(answers, gold)
     best = single.iloc[0]
     rows.append(_row(group, "single", str(best["agent"]), [str(best["agent"])], f"best of {len(single)}", "single",
@@ -237,7 +278,7 @@ def score_group(
     frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     order = frame["kind"].map({k: i for i, k in enumerate(KIND_ORDER)})
     frame = frame.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
-    return frame, weights
+    return frame, [{"scores_items": len(held), "weights": w} for w, held in folds]
 
 
 # -- the whole evaluation -----------------------------------------------------------------------
