@@ -11,7 +11,7 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
-from .backends import Backend, make_backend
+from .backends import Backend, agent_identities, make_backend
 from .communities import Partition, find_communities
 from .config import RunConfig
 from .conversations import Conversation, write_conversations
@@ -46,15 +46,7 @@ def open_backends(config: RunConfig) -> dict[str, Backend]:
 
 def backend_identity(config: RunConfig, backends: dict[str, Backend]) -> dict[str, Any]:
     """Agent name -> what identifies its backend and model weights (part of conversation ids)."""
-    out = {}
-    for agent in config.agents:
-        backend = backends[agent.backend]
-        ident = dict(backend.describe())
-        fingerprint = getattr(backend, "model_fingerprint", None)
-        if fingerprint is not None:
-            ident["weights"] = fingerprint(agent.model)
-        out[agent.name] = ident
-    return out
+    return agent_identities(config.agents, backends)
 
 
 def preflight(config: RunConfig, backends: dict[str, Backend]) -> None:

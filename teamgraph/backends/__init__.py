@@ -2,12 +2,28 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Iterable, Mapping
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .base import Backend, GenerationRequest, GenerationResult
 
-__all__ = ["Backend", "GenerationRequest", "GenerationResult", "make_backend", "backend_class"]
+__all__ = ["Backend", "GenerationRequest", "GenerationResult", "make_backend", "backend_class", "agent_identities"]
+
+
+def agent_identities(agents: Iterable[Any], backends: Mapping[str, Backend]) -> dict[str, dict[str, Any]]:
+    """Agent name -> what identifies its backend and model weights (part of every cache key; no secrets)."""
+    out: dict[str, dict[str, Any]] = {}
+    for agent in agents:
+        try:
+            backend = backends[agent.backend]
+        except KeyError:
+            raise InputError(f"agent {agent.name}: no backend named '{agent.backend}' is open") from None
+        ident = dict(backend.describe())
+        fingerprint = getattr(backend, "model_fingerprint", None)
+        if fingerprint is not None:
+            ident["weights"] = fingerprint(agent.model)
+        out[agent.name] = ident
+    return out
 
 
 def backend_class(kind: str) -> type:

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
+from teamgraph.backends import agent_identities
 from teamgraph.backends.base import Backend, GenerationRequest, GenerationResult
 from teamgraph.errors import InputError
 from teamgraph.evaluation.extraction import answer_instruction, extract_answer, format_question, normalize_math
@@ -49,16 +50,8 @@ class AnswerJob:
 
 
 def backend_info(agents: Iterable[Agent], backends: Mapping[str, Backend]) -> dict[str, dict[str, Any]]:
-    """Agent name -> what identifies its backend and weights (as ``pipeline.backend_identity``)."""
-    out: dict[str, dict[str, Any]] = {}
-    for agent in agents:
-        backend = _backend(backends, agent)
-        ident = dict(backend.describe())
-        fingerprint = getattr(backend, "model_fingerprint", None)
-        if fingerprint is not None:
-            ident["weights"] = fingerprint(agent.model)
-        out[agent.name] = ident
-    return out
+    """Agent name -> what identifies its backend and weights (the same identity the harness uses)."""
+    return agent_identities(agents, backends)
 
 
 def _backend(backends: Mapping[str, Backend], agent: Agent) -> Backend:

@@ -283,22 +283,22 @@ def score_group(
 
 # -- the whole evaluation -----------------------------------------------------------------------
 
-def check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
-    unknown = [p for p in protocols if p not in EVALUATION_PROTOCOLS]
+def _check_names(what: str, names: Sequence[str], valid: Sequence[str]) -> tuple[str, ...]:
+    """``names`` without duplicates, or one line naming the unknown ones and the valid choices."""
+    unknown = [n for n in names if n not in valid]
     if unknown:
-        raise InputError(f"unknown protocol(s) {', '.join(unknown)}; valid: {', '.join(EVALUATION_PROTOCOLS)}")
-    if not protocols:
-        raise InputError("name at least one protocol")
-    return tuple(dict.fromkeys(protocols))
+        raise InputError(f"unknown {what}(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    if not names:
+        raise InputError(f"name at least one {what}")
+    return tuple(dict.fromkeys(names))
+
+
+def check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
+    return _check_names("protocol", protocols, EVALUATION_PROTOCOLS)
 
 
 def check_benchmarks(benchmarks: Sequence[str]) -> tuple[str, ...]:
-    unknown = [b for b in benchmarks if b not in BENCHMARKS]
-    if unknown:
-        raise InputError(f"unknown benchmark(s) {', '.join(unknown)}; valid: {', '.join(BENCHMARKS)}")
-    if not benchmarks:
-        raise InputError("name at least one benchmark")
-    return tuple(dict.fromkeys(benchmarks))
+    return _check_names("benchmark", benchmarks, BENCHMARKS)
 
 
 def sample_groups(benchmarks: Sequence[str], n_items: int | None, seed: int,
