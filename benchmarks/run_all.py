@@ -7,7 +7,8 @@ Benchmarks (each runs in a process of its own, so peak memory figures are its ow
   scoring   issue 2/6: scoring vs bare SentenceTransformer.encode (<= 1.1x), cache (>= 20x faster),
             embedding/scoring throughput and peak memory, Louvain with 10 seeds on 500 agents
   llamacpp  issue 3: harness overhead over bare llama.cpp generation of the same tokens (< 10%)
-  make_run  issue 3: `teamgraph run data/demo_local.yaml` from a fresh store (< 5 min, < 2 GB)
+  make_run  issue 3/10: `teamgraph run data/demo_zoo.yaml` from a fresh store (< 5 min, < 2 GB)
+  zoo       issue 10: generation tok/s of each zoo model, side by side, and against the plan's figures
   openai    issue 6: openai backend against a real local llama_cpp.server, concurrency 1 vs N
   vllm      issue 6: harness on vLLM vs one LLM.generate batch (>= 0.8x) and vs a naive loop;
             runs with --vllm-python (default .venv-vllm/bin/python, made by `make test-vllm`)
@@ -38,9 +39,10 @@ BENCHMARKS = {
     "make_run": "bench_make_run.py",
     "openai": "bench_openai.py",
     "vllm": "bench_vllm.py",
+    "zoo": "bench_zoo.py",
 }
 # What each benchmark needs importable; missing -> SKIP with the reason, not a crash.
-NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"]}
+NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "zoo": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"]}
 
 
 def _missing(modules: list[str], python: str) -> list[str]:
@@ -57,7 +59,7 @@ def run_one(name: str, args: argparse.Namespace) -> tuple[list[dict], float]:
             extra += ["--device", args.device]
         if args.model:
             extra += ["--model", args.model]
-    if name in ("llamacpp", "openai", "make_run") and args.llama_threads:
+    if name in ("llamacpp", "openai", "make_run", "zoo") and args.llama_threads:
         extra += ["--threads", str(args.llama_threads)]
     if name == "vllm":
         python = args.vllm_python or str(C.ROOT / ".venv-vllm" / "bin" / "python")

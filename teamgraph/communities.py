@@ -21,7 +21,8 @@ class Partition:
     ``stability`` is the mean pairwise adjusted Rand index between the seeds' partitions (1.0 =
     every seed agreed); ``coassignment[i, j]`` is the fraction of seeds putting ``nodes[i]`` and
     ``nodes[j]`` together. ``significance`` (a ``significance.Significance``) and ``validation``
-    (a ``validation.LabelAgreement``) are filled by ``permutation_test`` and ``label_agreement``.
+    (a ``validation.LabelAgreement``) are filled by ``permutation_test`` and ``label_agreement``;
+    ``validation_by_kind`` holds one agreement per label kind (``family``, ``role``: see validation.py).
     """
 
     communities: list[list[str]]
@@ -34,6 +35,7 @@ class Partition:
     graph: nx.Graph = field(repr=False)
     significance: Any = None
     validation: Any = None
+    validation_by_kind: dict[str, Any] = field(default_factory=dict)
 
     @property
     def teams(self) -> list[list[str]]:

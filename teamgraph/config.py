@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ConfigError
+from .models import get_model, is_zoo_name
 from .roster import PROMPT_FORMATS, Agent, Roster, Sampling
 
 #: The shared instruction of SPEC section 2: asks the models to be critical, to avoid empty agreement.
@@ -207,6 +208,10 @@ def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
         if not isinstance(raw, Mapping):
             raise ConfigError(f"agents[{i}]", "expected a mapping", source)
         merged = {**defaults, **raw}
+        if isinstance(merged.get("labels"), Mapping):  # {family: qwen2.5, role: math} -> kind:value labels
+            merged["labels"] = [f"{k}:{v}" for k, v in merged["labels"].items()]
+        if "format" not in merged and is_zoo_name(str(merged.get("model", Agent.model))):
+            merged["format"] = get_model(str(merged.get("model", Agent.model))).format  # chat where the GGUF has a template
         if isinstance(defaults.get("sampling"), Mapping) and isinstance(raw.get("sampling"), Mapping):
             merged["sampling"] = {**defaults["sampling"], **raw["sampling"]}
         agent = _build(Agent, merged, f"agents[{i}]", source)

@@ -22,7 +22,7 @@ from .scoring import relationship_values
 from .significance import permutation_test
 from .store import Store
 from .teams import export_teams
-from .validation import label_agreement
+from .validation import label_agreement, label_kinds
 
 
 @dataclass
@@ -70,14 +70,15 @@ def run(config: RunConfig, out_dir: str | Path | None = None, store_path: str | 
     timings: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(Store(store_path or config.store or out / "store.sqlite"))
-        backends = open_backends(config)
-        for backend in backends.values():
-            stack.callback(backend.close)
-        preflight(config, backends)
-        t0 = time.perf_counter()
-        specs = plan(config, backends)
-        conversations = run_conversations(specs, backends, store, config.conversation, progress=progress)
-        timings["conversations_s"] = time.perf_counter() - t0
+        with contextlib.ExitStack() as models:  # closed before the embedder loads: peak memory is one, not both
+            backends = open_backends(config)
+            for backend in backends.values():
+                models.callback(backend.close)
+            preflight(config, backends)
+            t0 = time.perf_counter()
+            specs = plan(config, backends)
+            conversations = run_conversations(specs, backends, store, config.conversation, progress=progress)
+            timings["conversations_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         embedder = Embedder(config.scoring.embedder, device=config.scoring.device,
@@ -94,6 +95,8 @@ def run(config: RunConfig, out_dir: str | Path | None = None, store_path: str | 
         if c.n_permutations:
             permutation_test(partition, n_permutations=c.n_permutations, seed=c.seed, values=values)
         label_agreement(partition, seed=c.seed)
+        for kind in label_kinds(config.agents.labels()):  # e.g. family vs role: models or specialisations?
+            label_agreement(partition, seed=c.seed, kind=kind)
     timings["communities_s"] = time.perf_counter() - t0
 
     files = [out / "conversations.jsonl"]
@@ -124,21 +127,34 @@ def _slug(text: str) -> str:
 def estimate(config: RunConfig, tokens_per_second: float = 90.0, prompt_tokens_per_second: float = 1000.0) -> dict[str, Any]:
     """Dry-run figures: conversations, utterances, token upper bounds and a rough time.
 
-    Rates default to the packaged Gemma 3 270M on 2 CPU cores with llama.cpp (RUNTIME.md);
-    other backends differ, so the time is labelled as an estimate at those rates.
+    Each zoo model is timed at its own measured speed on 2 CPU cores with llama.cpp
+    (``ZooModel.tokens_per_second``); other models at ``tokens_per_second``. Servers and GPUs differ,
+    so the time is labelled as an estimate at those rates.
     """
+    from .models import get_model, is_zoo_name
+
     specs = plan_conversations(config.agents, config.topics, config.conversation)
     gen_tokens = prompt_tokens = 0
+    seconds = 0.0
+    per_model: dict[str, dict[str, float]] = {}
     for spec in specs:
         history_tokens = 60 + len((config.conversation.instruction + " " + spec.opener.persona).split()) * 4 // 3
         for turn in range(spec.turns):
             me = spec.speaker(turn)
+            rate = get_model(me.model).tokens_per_second if is_zoo_name(me.model) else tokens_per_second
+            row = per_model.setdefault(me.model, {"utterances": 0, "max_generated_tokens": 0, "seconds": 0.0,
+                                                  "tokens_per_second": rate})
+            cost = me.sampling.max_tokens / rate + history_tokens / prompt_tokens_per_second
+            row["utterances"] += 1
+            row["max_generated_tokens"] += me.sampling.max_tokens
+            row["seconds"] += cost
+            seconds += cost
             gen_tokens += me.sampling.max_tokens
             prompt_tokens += history_tokens
             history_tokens += me.sampling.max_tokens
-    seconds = gen_tokens / tokens_per_second + prompt_tokens / prompt_tokens_per_second
     return {
         "conversations": len(specs), "utterances": sum(s.turns for s in specs), "topics": len(config.topics),
         "agents": len(config.agents), "max_generated_tokens": gen_tokens, "approx_prompt_tokens": prompt_tokens,
         "estimated_seconds": round(seconds, 1), "assumed_tokens_per_second": tokens_per_second,
+        "per_model": {m: {**v, "seconds": round(v["seconds"], 1)} for m, v in sorted(per_model.items())},
     }

@@ -50,6 +50,9 @@ def teams_document(partition: Partition, extra: dict[str, Any] | None = None) ->
         result = getattr(partition, key, None)
         if result is not None:
             doc[key] = {k: r(v) if isinstance(v, float) else v for k, v in result.to_dict().items()}
+    if partition.validation_by_kind:
+        doc["validation_by_kind"] = {kind: {k: r(v) if isinstance(v, float) else v for k, v in res.to_dict().items()}
+                                     for kind, res in sorted(partition.validation_by_kind.items())}
     if partition.significance is not None:
         doc["significance"]["verdict"] = partition.significance.verdict()
     if extra:

@@ -2,6 +2,9 @@
 
 Labels (``Agent.labels``, e.g. ``math``/``medical``) are used here only to *measure* a partition,
 never to build it. Each agent counts with its first label; agents without labels are left out.
+Labels may carry a kind, ``kind:value`` (``family:qwen2.5``, ``role:math``; a YAML mapping
+``{family: qwen2.5, role: math}`` becomes those strings): ``kind="family"`` measures agreement
+with that kind alone, so one run can ask whether the graph sees models or specialisations.
 Agreement is the adjusted Rand index (ARI, 0 = chance, 1 = identical) and the normalised mutual
 information (NMI, arithmetic normalisation as scikit-learn's default), each with a one-sided
 permutation p-value: labels are shuffled among the labelled agents, communities kept.
@@ -37,10 +40,12 @@ class LabelAgreement:
     n_permutations: int
     seed: int
     unlabelled: list[str] = field(default_factory=list)
+    kind: str | None = None
 
     def summary(self) -> str:
         """One line for the CLI, e.g. ``labels: ARI 0.63 (p=0.004), NMI 0.71 (p=0.004), 6 agents``."""
-        return (f"labels: ARI {self.ari:.2f} (p={self.p_value:.3g}), NMI {self.nmi:.2f} (p={self.nmi_p_value:.3g}), "
+        what = f"labels[{self.kind}]" if self.kind else "labels"
+        return (f"{what}: ARI {self.ari:.2f} (p={self.p_value:.3g}), NMI {self.nmi:.2f} (p={self.nmi_p_value:.3g}), "
                 f"{self.n_agents} agents, {self.n_labels} labels")
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,13 +105,15 @@ def label_agreement(
     n_permutations: int = 1000,
     seed: int = 0,
     attach: bool = True,
+    kind: str | None = None,
 ) -> LabelAgreement | None:
     """ARI/NMI between a partition's communities and the agents' labels, with permutation p-values.
 
     ``labels`` maps agent -> label or list of labels (the first counts); by default the graph's
     node attribute ``labels`` is used. Returns None when fewer than two agents are labelled or
-    they all share one label (agreement is undefined). Attaches the result as
-    ``partition.validation`` when ``partition`` is a Partition.
+    they all share one label (agreement is undefined). With ``kind``, each agent counts with its
+    ``kind:value`` label instead (see :func:`label_kinds`). Attaches the result as
+    ``partition.validation`` (or ``partition.validation_by_kind[kind]``) when ``partition`` is a Partition.
 
     >>> label_agreement([["a", "b"], ["c", "d"]], {"a": "x", "b": "x", "c": "y", "d": "y"}).ari
     1.0
@@ -122,7 +129,8 @@ def label_agreement(
         if labels is None:
             raise InputError("label_agreement on plain communities needs labels=...")
     member = {str(n): i for i, c in enumerate(communities) for n in c}
-    first = {n: v for n, v in _first_labels(labels).items() if n in member}
+    chosen = _first_labels(labels) if kind is None else labels_of_kind(labels, kind)
+    first = {n: v for n, v in chosen.items() if n in member}
     unlabelled = sorted(set(member) - set(first))
     names = sorted(first)
     if len(names) < 2 or len(set(first.values())) < 2:
@@ -139,11 +147,45 @@ def label_agreement(
         p_value=(1 + int((null_ari >= ari[0] - tol).sum())) / (n_permutations + 1),
         nmi_p_value=(1 + int((null_nmi >= nmi[0] - tol).sum())) / (n_permutations + 1),
         n_agents=len(names), n_labels=int(lab.max()) + 1, n_communities=int(comm.max()) + 1,
-        n_permutations=int(n_permutations), seed=int(seed), unlabelled=unlabelled,
+        n_permutations=int(n_permutations), seed=int(seed), unlabelled=unlabelled, kind=kind,
     )
     if attach and isinstance(partition, Partition):
-        partition.validation = result
+        if kind is None:
+            partition.validation = result
+        else:
+            partition.validation_by_kind[kind] = result
     return result
+
+
+def _label_list(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v not in (None, "")]
+    return [] if value in (None, "") else [str(value)]
+
+
+def label_kinds(labels: Mapping[str, Any]) -> list[str]:
+    """The kinds of ``kind:value`` labels used by any agent, sorted.
+
+    >>> label_kinds({"a": ["family:qwen", "role:math"], "b": ["role:medical", "plain"]})
+    ['family', 'role']
+    """
+    return sorted({lab.split(":", 1)[0] for v in labels.values() for lab in _label_list(v) if ":" in lab})
+
+
+def labels_of_kind(labels: Mapping[str, Any], kind: str) -> dict[str, str]:
+    """Agent -> the value of its first ``kind:value`` label; agents without one are left out.
+
+    >>> labels_of_kind({"a": ["family:qwen", "role:math"], "b": ["role:medical"]}, "role")
+    {'a': 'math', 'b': 'medical'}
+    """
+    out = {}
+    for name, value in labels.items():
+        for lab in _label_list(value):
+            k, sep, v = lab.partition(":")
+            if sep and k == kind and v:
+                out[str(name)] = v
+                break
+    return out
 
 
 @dataclass(frozen=True)

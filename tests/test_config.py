@@ -125,3 +125,46 @@ def test_example_configs_in_data_are_valid(monkeypatch):
     assert {b.type for b in remote.backends.values()} == {"openai"}
     keyed = [b.settings for b in remote.backends.values() if "api_key_env" in b.settings]
     assert keyed and all(s["api_key_env"].isupper() for s in keyed)  # a variable name, not a key
+
+
+def test_labels_as_a_mapping_become_kind_value_labels_and_zoo_models_bring_their_format():
+    cfg = config_from_dict(with_(agents=[
+        {"name": "a", "model": "smollm2-135m-instruct", "labels": {"family": "smollm2", "role": "math"}},
+        {"name": "b", "model": "gemma-3-270m"},
+        {"name": "c", "model": "qwen2.5-coder-0.5b-instruct", "format": "transcript"},
+        {"name": "d", "model": "/models/other.gguf"},
+    ]))
+    assert cfg.agents.get("a").labels == ("family:smollm2", "role:math")
+    assert [cfg.agents.get(n).format for n in "abcd"] == ["chat", "transcript", "transcript", "transcript"]
+
+
+def test_the_make_run_demo_graphs_three_model_families_with_both_label_kinds():
+    from pathlib import Path
+
+    from teamgraph.models import get_model
+    from teamgraph.validation import label_kinds
+
+    demo = load_config(Path(__file__).resolve().parents[1] / "data" / "demo_zoo.yaml")
+    families = {get_model(a.model).family for a in demo.agents}
+    assert families >= {"smollm2", "qwen2.5", "gemma3"}
+    assert label_kinds(demo.agents.labels()) == ["family", "role"]
+    for a in demo.agents:
+        assert a.format == get_model(a.model).format
+        assert f"family:{get_model(a.model).family}" in a.labels  # the family label says the truth
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert "teamgraph run data/demo_zoo.yaml" in makefile
+
+
+def test_plan_times_each_zoo_model_at_its_own_speed(tmp_path, capsys):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("agents: [{name: a, model: smollm2-135m-instruct}, {name: b, model: qwen2.5-coder-0.5b-instruct}]\n"
+                    "defaults: {sampling: {max_tokens: 22}}\ntopics: [x]\nconversation: {turns: 2}\n")
+    from teamgraph.pipeline import estimate
+
+    est = estimate(load_config(path))
+    smol, qwen = est["per_model"]["smollm2-135m-instruct"], est["per_model"]["qwen2.5-coder-0.5b-instruct"]
+    assert smol["utterances"] == qwen["utterances"] == 1
+    # 22 tokens at each model's recorded speed, plus the same prompt share: the slower model costs more.
+    assert qwen["seconds"] - smol["seconds"] == pytest.approx(22 / 22.0 - 22 / 80.0 + 22 / 1000.0, abs=0.1)
+    assert main(["plan", str(path)]) == 0
+    assert "qwen2.5-coder-0.5b-instruct: 1 utterances" in capsys.readouterr().out

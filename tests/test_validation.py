@@ -101,3 +101,34 @@ def test_label_gap_on_hand_made_values():
     assert label_gap(two, labels).gap == pytest.approx(2 * gap.gap)  # all topics: the mean of 1x and 3x
     with pytest.raises(InputError, match="topic 'v'"):
         label_gap(values, labels, topic="v")
+
+
+def test_label_kinds_measure_family_and_role_separately_against_sklearn():
+    # Two families x two roles; communities follow the family exactly and split every role.
+    communities = [["a", "b"], ["c", "d"]]
+    labels = {"a": ["family:qwen", "role:math"], "b": ["family:qwen", "role:medical"],
+              "c": ["family:smol", "role:math"], "d": ["family:smol", "role:medical"]}
+    assert tg.validation.label_kinds(labels) == ["family", "role"]
+    family = label_agreement(communities, labels, kind="family", n_permutations=50)
+    role = label_agreement(communities, labels, kind="role", n_permutations=50)
+    comm = [0, 0, 1, 1]
+    assert family.ari == pytest.approx(adjusted_rand_score(comm, ["qwen", "qwen", "smol", "smol"])) == pytest.approx(1.0)
+    assert role.ari == pytest.approx(adjusted_rand_score(comm, ["math", "medical", "math", "medical"])) == pytest.approx(-0.5)
+    assert (family.kind, role.kind) == ("family", "role")
+    assert role.summary().startswith("labels[role]: ARI -0.50")
+    # Without a kind the first label counts, whole: the family here.
+    assert label_agreement(communities, labels, n_permutations=50).ari == pytest.approx(1.0)
+
+
+def test_label_agreement_by_kind_is_attached_beside_the_first_label_result():
+    g = tg.build_graph(pd.DataFrame({"agent_a": ["a", "c", "a"], "agent_b": ["b", "d", "c"], "topic": "t",
+                                     "weight": [0.9, 0.9, 0.1]}), topic="t", threshold="none")
+    for n, labs in {"a": ["family:x", "role:m"], "b": ["family:x", "role:d"],
+                    "c": ["family:y", "role:m"], "d": ["family:y", "role:d"]}.items():
+        g.nodes[n]["labels"] = labs
+    partition = tg.find_communities(g, n_seeds=2)
+    label_agreement(partition, kind="family", n_permutations=20)
+    assert partition.validation is None and set(partition.validation_by_kind) == {"family"}
+    doc = tg.teams_document(partition)
+    assert doc["validation_by_kind"]["family"]["kind"] == "family"
+    assert doc["validation_by_kind"]["family"]["ari"] == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""In-process llama.cpp (llama-cpp-python): the embedded local default, Gemma 3 270M from PyPI."""
+"""In-process llama.cpp (llama-cpp-python): the embedded local default, the packaged model zoo."""
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +15,9 @@ from .base import GenerationRequest, GenerationResult
 class LlamaCppBackend:
     """Runs GGUF models in this process, one request after the other (llama.cpp is single-stream).
 
-    ``model`` names in requests are the packaged ``gemma-3-270m`` or a GGUF path; each model is
-    loaded once and kept. ``n_threads`` defaults to the machine's core count.
+    ``model`` names in requests are zoo models (``teamgraph models``: ``smollm2-135m-instruct``,
+    ``gemma-3-270m``, ...) or GGUF paths; each model is loaded once and kept. Chat requests use the
+    chat template stored in the GGUF. ``n_threads`` defaults to the machine's core count.
     """
 
     #: llama.cpp answers one request at a time: the harness stores each reply as soon as it arrives.
@@ -39,6 +40,11 @@ class LlamaCppBackend:
         if model not in self._paths:
             self._paths[model] = resolve_gguf(model, self.model_dir)
         return self._paths[model]
+
+    def check(self, agent_models: Sequence[tuple[str, str]]) -> None:
+        """Preflight: every model resolves to a GGUF (zoo models are assembled and sha256-checked now)."""
+        for _agent, model in agent_models:
+            self.model_path(model)
 
     def _load(self, model: str) -> Any:
         if model not in self._models:

@@ -31,8 +31,10 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"[{topic}] teams: {teams}{alone} (Q={partition.modularity:.3f}, stability={partition.stability:.2f})")
         if partition.significance is not None:
             print(f"[{topic}]   {verdict(partition.significance)}")
-        if partition.validation is not None:
-            print(f"[{topic}]   {partition.validation.summary()}")
+        agreements = list(partition.validation_by_kind.values()) or [partition.validation]
+        for agreement in agreements:
+            if agreement is not None:
+                print(f"[{topic}]   {agreement.summary()}")
     out = Path(args.out or config.output)
     print(f"wrote {len(result.files)} files to {out}/ (teams_*.json, graph_*.png, conversations.jsonl)")
     return 0
@@ -47,6 +49,10 @@ def plan_command(args: argparse.Namespace) -> int:
     print(f"{est['agents']} agents, {est['topics']} topics -> {est['conversations']} conversations, "
           f"{est['utterances']} utterances")
     print(f"at most {est['max_generated_tokens']} generated tokens, about {est['approx_prompt_tokens']} prompt tokens")
-    print(f"about {est['estimated_seconds'] / 60:.1f} min at {est['assumed_tokens_per_second']:.0f} generated tok/s "
-          "(packaged Gemma 3 270M, 2 CPU cores; other backends differ); stored turns are not paid again")
+    for model, row in est["per_model"].items():
+        print(f"  {model}: {row['utterances']} utterances, at most {row['max_generated_tokens']} tokens, "
+              f"about {row['seconds'] / 60:.1f} min at {row['tokens_per_second']:.0f} tok/s")
+    print(f"about {est['estimated_seconds'] / 60:.1f} min in all at the zoo's measured speeds (llama.cpp, 2 CPU cores; "
+          f"{est['assumed_tokens_per_second']:.0f} tok/s for other models; servers and GPUs differ); "
+          "stored turns are not paid again")
     return 0
