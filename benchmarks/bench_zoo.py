@@ -4,7 +4,7 @@
 
 Each installed zoo model (default: the three of the `make run` demo) answers the same persona-primed
 requests in its own prompt format (chat for instruction models, transcript for the base model), with
-the sampling of the demo and a token budget long enough to time decoding. Reported per model:
+the sampling of the demo and a token budget long enough to time decoding (no stop at the newline for the base model). Reported per model:
 generated tokens per second of wall time (prompt evaluation included, as in a run), and the ratio to
 the speed the registry records for `teamgraph plan` (``ZooModel.tokens_per_second``): a ratio far from
 1 means the plan's estimate is off on this machine. Model load time is reported apart.
@@ -36,7 +36,8 @@ def requests_for(name: str, fmt: str, n: int, max_tokens: int):
             out.append(GenerationRequest(messages=({"role": "system", "content": "You are Ada, a mathematician. Be critical."},
                                                    {"role": "user", "content": q}), **common))
         else:
-            out.append(GenerationRequest(prompt=f"Ada is a mathematician. Be critical.\nBob: {q}\nAda:", stop=("\n",),
+            # No stop at the newline (a run has one): short base-model replies would time prompt evaluation, not decoding.
+            out.append(GenerationRequest(prompt=f"Ada is a mathematician. Be critical.\nBob: {q}\nAda:",
                                          repeat_penalty=1.3, **common))
     return out
 

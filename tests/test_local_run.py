@@ -130,3 +130,40 @@ def test_run_through_openai_backend_against_real_local_server(tmp_path, gemma_se
     assert sum(u.status == "ok" for c in result.conversations for u in c.utterances) >= 6
     doc = json.loads((tmp_path / "out" / "teams_mathematics.json").read_text())
     assert sorted([m for t in doc["teams"] for m in t["members"]] + doc["isolates"]) == ["Ada", "Euler", "Galen"]
+
+
+MIXED = """
+name: mixed
+backends:
+  local: {type: llamacpp, n_ctx: 512, n_threads: 2}
+defaults:
+  backend: local
+  sampling: {max_tokens: 8, temperature: 0.8, top_p: 0.95, repeat_penalty: 1.2}
+agents:
+  - {name: Ada, model: smollm2-135m-instruct, persona: "You are Ada, a mathematician.", labels: {family: smollm2, role: math}}
+  - {name: Galen, model: qwen2.5-coder-0.5b-instruct, persona: "You are Galen, a physician.", labels: {family: qwen2.5, role: medical}}
+  - {name: Koch, model: gemma-3-270m, persona: "Koch is a microbiologist.", labels: {family: gemma3, role: medical}}
+topics: [medicine]
+conversation: {turns: 2, seed: 0}
+scoring: {metric: cumulative_cosine, device: cpu}
+communities: {n_seeds: 2, n_permutations: 10}
+"""
+
+
+def test_a_mixed_roster_of_chat_and_transcript_zoo_models_runs_and_resumes(tmp_path):
+    path = tmp_path / "mixed.yaml"
+    path.write_text(MIXED)
+    cfg = load_config(path)
+    assert [a.format for a in cfg.agents] == ["chat", "chat", "transcript"]
+    result = run(cfg, out_dir=tmp_path / "out", progress=False, figures=False)
+    assert len(result.conversations) == 3 and all(len(c.utterances) == 2 for c in result.conversations)
+    speakers = {u.speaker for c in result.conversations for u in c.utterances if u.status == "ok" and u.text}
+    assert {"Ada", "Galen"} <= speakers  # both chat models said something through their own templates
+    doc = json.loads((tmp_path / "out" / "teams_medicine.json").read_text())
+    assert len({a["model"] for a in doc["agents"]}) == 3
+    assert set(doc["validation_by_kind"]) <= {"family", "role"}
+    db = tmp_path / "out" / "store.sqlite"
+    before = _count(db)
+    again = run(cfg, out_dir=tmp_path / "out", progress=False, figures=False)
+    assert _count(db) == before == 6
+    assert [c.utterances for c in again.conversations] == [c.utterances for c in result.conversations]
