@@ -53,6 +53,27 @@ class GenerationResult:
         return cls("", "error", error, None, seconds)
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Log-probabilities of each option's first token right after ``prompt`` (one forward pass, no sampling)."""
+
+    agent: str
+    model: str
+    prompt: str
+    options: tuple[str, ...]
+
+
+@runtime_checkable
+class OptionScorer(Protocol):
+    """What a backend offers when it can read next-token log-probabilities (likelihood scoring).
+
+    ``option_logprobs`` returns, per request, option -> log-probability of that option's first token
+    at the position after the prompt (normalised over the whole vocabulary).
+    """
+
+    def option_logprobs(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """``generate`` returns one result per request, in order; ``describe`` feeds cache keys."""

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from ..errors import BackendError, MissingDependencyError
 from ..models import resolve_gguf
-from .base import GenerationRequest, GenerationResult
+from .base import GenerationRequest, GenerationResult, ScoreRequest
 
 
 class LlamaCppBackend:
@@ -88,6 +88,35 @@ class LlamaCppBackend:
             return GenerationResult.failed(f"llama.cpp: {exc}", time.perf_counter() - start)
         usage = out.get("usage") or {}
         return GenerationResult.from_text(text, usage.get("completion_tokens"), time.perf_counter() - start)
+
+    def option_logprobs(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]:
+        """Log-probability of each option's first token after the prompt, from the last position's logits only.
+
+        One forward pass over the prompt per request (no ``logits_all``: only the last row of logits is
+        read), log-softmax over the whole vocabulary. A prompt longer than the context raises BackendError.
+        """
+        import llama_cpp
+        import numpy as np
+
+        out = []
+        for req in requests:
+            llm = self._load(req.model)
+            tokens = llm.tokenize(req.prompt.encode("utf-8"), add_bos=True, special=False)
+            if len(tokens) >= self.n_ctx:
+                raise BackendError(f"agent {req.agent}: a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx}")
+            llm.reset()
+            llm.eval(tokens)
+            n_vocab = llm.n_vocab()
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,)).astype(np.float64)
+            top = logits.max()
+            log_z = top + np.log(np.exp(logits - top).sum())
+            out.append({opt: float(logits[self._option_token(llm, opt)] - log_z) for opt in req.options})
+        return out
+
+    @staticmethod
+    def _option_token(llm: Any, option: str) -> int:
+        """The token that starts ``option`` after the prompt: the tokenizer's form of " " + option."""
+        return llm.tokenize((" " + option).encode("utf-8"), add_bos=False, special=False)[0]
 
     def close(self) -> None:
         for llm in self._models.values():

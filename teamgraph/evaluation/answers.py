@@ -26,7 +26,7 @@ from teamgraph.evaluation.extraction import answer_instruction, extract_answer, 
 from teamgraph.roster import Agent
 from teamgraph.store import Store, stable_hash
 
-ANSWER_COLUMNS = ["item_id", "benchmark", "agent", "round", "raw", "answer", "status"]
+ANSWER_COLUMNS = ["item_id", "benchmark", "agent", "round", "raw", "answer", "status", "mode"]
 
 #: Short instructions for completion prompts: a base model continues "Answer:" with one line.
 TRANSCRIPT_INSTRUCTIONS = {
@@ -202,7 +202,7 @@ def _tidy(jobs: Sequence[AnswerJob], stored: Mapping[str, dict]) -> pd.DataFrame
         answer = extract_reply(row["raw"], job.item, job.agent.format) if row["status"] == "ok" else None
         status = row["status"] if row["status"] != "ok" else ("ok" if answer is not None else "unparsed")
         rows.append((str(job.item["item_id"]), str(job.item["benchmark"]), job.agent.name, job.round, row["raw"],
-                     answer, status))
+                     answer, status, "generation"))
     frame = pd.DataFrame(rows, columns=ANSWER_COLUMNS)
     frame["answer"] = frame["answer"].astype(object).where(frame["answer"].notna(), None)
     return frame
@@ -229,15 +229,36 @@ def collect_answers(
     max_tokens: int = 16,
     identity: Mapping[str, Any] | None = None,
     progress: bool = True,
+    scoring: str = "generation",
 ) -> pd.DataFrame:
     """Every agent answers every item once (round 0); stored replies are reused.
 
-    Returns a tidy DataFrame (item_id, benchmark, agent, round, raw, answer, status): ``answer`` is
-    the normalised answer or None (abstain); ``status`` is ``ok``, ``unparsed`` (a reply with no
-    answer in it), ``empty`` or ``error``.
+    Returns a tidy DataFrame (item_id, benchmark, agent, round, raw, answer, status, mode): ``answer``
+    is the normalised answer or None (abstain); ``status`` is ``ok``, ``unparsed`` (a reply with no
+    answer in it), ``empty`` or ``error``; ``mode`` says how the answer was obtained.
+    ``scoring``: ``generation`` (a reply, then extraction), ``likelihood`` (multiple choice by the most
+    probable option letter: :mod:`teamgraph.evaluation.likelihood`) or ``auto`` (likelihood for
+    multiple-choice items where the agent's backend gives log-probabilities, generation otherwise).
     """
+    from teamgraph.evaluation.likelihood import SCORINGS, can_score, collect_likelihood_answers
+
+    if scoring not in SCORINGS:
+        raise InputError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
     identity = dict(identity) if identity is not None else backend_info(agents, backends)
     records = item_records(items)
+
+    def by_likelihood(agent: Agent, item: Mapping[str, Any]) -> bool:
+        if scoring == "generation" or item["kind"] != "multiple_choice":
+            return False
+        return scoring == "likelihood" or can_score(_backend(backends, agent))
+
+    frames = []
+    for agent in agents:
+        mine = [r for r in records if by_likelihood(agent, r)]
+        if mine:
+            frames.append(collect_likelihood_answers([agent], mine, backends, store, identity, progress=progress))
     jobs = [make_job(agent, item, identity.get(agent.name), seed=seed, max_tokens=max_tokens)
-            for agent in agents for item in records]
-    return run_jobs(jobs, backends, store, progress=progress, desc="answers")
+            for agent in agents for item in records if not by_likelihood(agent, item)]
+    if jobs or not frames:
+        frames.append(run_jobs(jobs, backends, store, progress=progress, desc="answers"))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

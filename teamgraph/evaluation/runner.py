@@ -48,6 +48,7 @@ KIND_ORDER = ("community", "random", "curated", "single", "roster")
 GROUP_DOMAINS = {
     "mmlu_math": "mathematics", "gsm8k": "mathematics", "math500": "mathematics",
     "mmlu_medical": "medicine", "medqa": "medicine", "medmcqa": "medicine", "mmlu": "general",
+    "arc_easy": "general", "arc_challenge": "general",
 }
 _DOMAIN_STEMS = {"mathematics": ("math",), "medicine": ("medic", "health", "clinic"), "general": ("general",)}
 

@@ -127,6 +127,13 @@ def _table(answers_df: pd.DataFrame, gold: Mapping[Hashable, Any] | pd.Series) -
 def _scores(
     t: _Table, team: Sequence[str], protocol: str, seed: int, weights: Mapping[str, float] | None
 ) -> dict[str, Any]:
+    return _result(*_correct(t, team, protocol, seed, weights))
+
+
+def _correct(
+    t: _Table, team: Sequence[str], protocol: str, seed: int, weights: Mapping[str, float] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per item: (correct, strictly correct, tied, every member abstained)."""
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     if len(team) == 0:
@@ -138,7 +145,7 @@ def _scores(
     all_abstain = ~answered.any(axis=1)
     if protocol == "oracle":
         correct = hit.any(axis=1)
-        return _result(correct, correct, np.zeros(n, bool), all_abstain)
+        return correct, correct, np.zeros(n, bool), all_abstain
     if protocol == "weighted":
         if weights is None:
             raise InputError("protocol='weighted' needs weights (see fit_vote_weights)")
@@ -158,7 +165,7 @@ def _scores(
     gold_best = ~all_abstain & (np.where(hit, support, -np.inf).max(axis=1) >= best - _TOL)
     strict = ~tied & gold_best
     if not tied.any():
-        return _result(strict, strict, tied, all_abstain)
+        return strict, strict, tied, all_abstain
     # tie-break as _vote does: the floor(u * n_tied)-th of the tied answers in sorted order
     share = np.where(at_best, 1.0 / np.maximum((same & at_best[:, None, :]).sum(axis=2), 1), 0.0)
     n_tied = np.rint(share.sum(axis=1))
@@ -167,7 +174,7 @@ def _scores(
     gold_pos = np.rint((share * (sub_rank < gold_rank[:, None])).sum(axis=1))
     pick = np.floor(t.tie_draws(seed) * n_tied)
     correct = strict | (tied & gold_best & (pick == gold_pos))
-    return _result(correct, strict, tied, all_abstain)
+    return correct, strict, tied, all_abstain
 
 
 def _result(
@@ -193,6 +200,23 @@ def team_scores(
 ) -> dict[str, Any]:
     """Accuracy of a team's vote over gold's items (ties broken by a seeded draw; strict: ties wrong)."""
     return _scores(_table(answers_df, gold), list(team), protocol, seed, weights)
+
+
+def item_correctness(
+    answers_df: pd.DataFrame,
+    gold: Mapping[Hashable, Any] | pd.Series,
+    team: Sequence[str],
+    protocol: str = "majority",
+    seed: int = 0,
+    weights: Mapping[str, float] | None = None,
+) -> pd.Series:
+    """Whether the team's vote is right on each of gold's items (a boolean Series indexed by sorted item_id).
+
+    The per-item form of :func:`team_scores` (same ties, same seed): what paired tests and bootstrap
+    intervals need.
+    """
+    t = _table(answers_df, gold)
+    return pd.Series(_correct(t, list(team), protocol, seed, weights)[0], index=pd.Index(t.item_ids, name="item_id"))
 
 
 def team_answers(

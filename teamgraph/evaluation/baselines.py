@@ -1,0 +1,66 @@
+"""Baselines a community team must beat, per item, so that every comparison can be paired.
+
+- :func:`held_out_best_single`: the best single agent *chosen on other items* (two-fold cross-fit:
+  chosen on one half, scored on the other, and back), so the choice never sees the items it is scored on.
+- :func:`random_team_outcomes`: many random teams of a size, each item's correctness per draw.
+- Self-consistency of an agent (k samples, majority vote) is
+  :func:`teamgraph.evaluation.likelihood.self_consistency_answers`; score it with
+  :func:`teamgraph.evaluation.voting.item_correctness` like any team of one.
+"""
+from __future__ import annotations
+
+from typing import Any, Hashable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from teamgraph.errors import InputError
+from teamgraph.evaluation.voting import _correct, _table, split_items
+
+
+def held_out_best_single(
+    answers_df: pd.DataFrame, gold: Mapping[Hashable, Any] | pd.Series, agents: Sequence[str], seed: int = 0,
+) -> tuple[pd.Series, dict[str, str]]:
+    """Correctness per item of the best single agent chosen on the other half of the items.
+
+    The items are split in two seeded halves; on each half the agent used is the one with the best
+    accuracy on the *other* half (ties: the first by name). Returns (boolean Series by item_id, the
+    agent chosen for each half: ``{"first": ..., "second": ...}``).
+    """
+    pool = sorted(dict.fromkeys(map(str, agents)))
+    if not pool:
+        raise InputError("held_out_best_single needs at least one agent")
+    t = _table(answers_df, gold)
+    first, second = split_items(t.item_ids, 0.5, seed)
+    if not first or not second:
+        raise InputError("held_out_best_single needs at least two items")
+    hit = pd.DataFrame(t.codes[:, t.columns(pool)] == t.gold[:, None], index=t.item_ids, columns=pool)
+    chosen = {}
+    parts = []
+    for name, fit, scored in (("first", second, first), ("second", first, second)):
+        acc = hit.loc[fit].mean(axis=0)
+        best = sorted(pool, key=lambda a: (-acc[a], a))[0]
+        chosen[name] = best
+        parts.append(hit.loc[scored, best])
+    out = pd.concat(parts).sort_index()
+    out.index.name = "item_id"
+    return out.astype(bool), chosen
+
+
+def random_team_outcomes(
+    answers_df: pd.DataFrame, gold: Mapping[Hashable, Any] | pd.Series, agents: Sequence[str], size: int,
+    n_draws: int = 200, seed: int = 0, protocol: str = "majority",
+) -> pd.DataFrame:
+    """Correctness of ``n_draws`` random teams of ``size`` (majority vote): items x draws, booleans.
+
+    Column means are the draws' accuracies (their spread is the random-team interval); row means are
+    each item's expected correctness under a random team (what a paired test compares against).
+    """
+    pool = sorted(dict.fromkeys(map(str, agents)))
+    if not 1 <= size <= len(pool):
+        raise InputError(f"team size {size} must be between 1 and the {len(pool)} agents")
+    t = _table(answers_df, gold)
+    rng = np.random.default_rng(seed)
+    draws = [_correct(t, list(rng.choice(pool, size=size, replace=False)), protocol, seed, None)[0]
+             for _ in range(n_draws)]
+    return pd.DataFrame(np.column_stack(draws), index=pd.Index(t.item_ids, name="item_id"))
