@@ -71,6 +71,14 @@ class EvaluationConfig:
     seed: int = 0
     max_tokens: int = 16
     random_draws: int = 200
+    scoring: str = "generation"  # generation | likelihood | cloze | auto, or per benchmark "arc_easy=cloze,gsm8k=generation"
+
+    def scoring_for(self, benchmark: str) -> str:
+        """The scoring of ``benchmark``: the one setting, or its entry in a ``name=mode,...`` list (else generation)."""
+        if "=" not in self.scoring:
+            return self.scoring
+        pairs = dict(p.split("=", 1) for p in self.scoring.replace(" ", "").split(",") if p)
+        return pairs.get(benchmark, "generation")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,6 +244,10 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
     _check_range(partial.communities.n_seeds >= 1, "communities.n_seeds", "must be >= 1", source)
     _check_range(partial.communities.resolution > 0, "communities.resolution", "must be > 0", source)
     _check_range(partial.communities.n_permutations >= 0, "communities.n_permutations", "must be >= 0", source)
+    modes = ("generation", "likelihood", "cloze", "auto")
+    for bench in partial.evaluation.benchmarks or ("",):
+        _check_range(partial.evaluation.scoring_for(bench) in modes, "evaluation.scoring",
+                     f"must be one of {', '.join(modes)} (or name=mode,...), got '{partial.evaluation.scoring}'", source)
     from .graph import Threshold
     from .metrics import METRICS
     from .errors import InputError

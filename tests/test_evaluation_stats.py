@@ -93,3 +93,23 @@ def test_self_consistency_samples_the_stored_letter_distribution():
     assert best_option(split) == "A" and best_option({}) is None
     with pytest.raises(InputError, match="likelihood answers"):
         self_consistency_answers(answers.assign(mode="generation"), "m", k=3)
+
+
+def test_cloze_answers_maximise_per_character_likelihood_and_sample_whole_text_probabilities():
+    from teamgraph.evaluation.likelihood import option_distribution_logits, option_scores
+
+    raw = {"A": [-10.0, 3, 20], "B": [-6.0, 2, 4]}  # A: -0.5 per character, B: -1.5; B is more probable whole
+    assert best_option(option_scores(raw)) == "A"
+    assert option_distribution_logits(raw) == {"A": -10.0, "B": -6.0}
+    answers = pd.DataFrame({"item_id": ["q"], "agent": "m", "mode": "cloze", "raw": [json.dumps(raw)], "answer": ["A"]})
+    picks = [self_consistency_answers(answers, "m", k=1, seed=s)["answer"][0] for s in range(300)]
+    assert picks.count("B") / 300 == pytest.approx(1 / (1 + np.exp(-4)), abs=0.05)  # softmax of (-10, -6)
+
+
+def test_scoring_can_be_set_per_benchmark():
+    from teamgraph.config import EvaluationConfig
+
+    ev = EvaluationConfig(scoring="arc_easy=cloze, mmlu_medical=likelihood")
+    assert (ev.scoring_for("arc_easy"), ev.scoring_for("mmlu_medical"), ev.scoring_for("gsm8k")) == \
+        ("cloze", "likelihood", "generation")
+    assert EvaluationConfig(scoring="auto").scoring_for("gsm8k") == "auto"

@@ -82,3 +82,30 @@ def test_collect_answers_auto_records_the_mode_and_reuses_the_store(backend, arc
         assert store.counts()["answers"] == n == 6
     assert set(first["mode"]) == {"likelihood"} and first["answer"].notna().all()
     assert first.sort_values(["agent", "item_id"])["answer"].tolist() == again.sort_values(["agent", "item_id"])["answer"].tolist()
+
+
+def test_cloze_option_logprobs_equal_a_hand_computation_from_every_position(backend, arc_items):
+    """Each option's log-likelihood after the prompt, against all positions' logits (logits_all=True) by hand."""
+    from llama_cpp import Llama
+
+    model = "smollm2-135m-instruct"
+    item = arc_items[0]
+    prompt = f"Question: {item['question']}\nAnswer:"
+    mine = backend.continuation_logprobs("t", model, prompt, item["choices"])
+    ref = Llama(model_path=str(model_path(model)), n_ctx=512, n_threads=2, logits_all=True, verbose=False)
+    try:
+        p_tokens = ref.tokenize(prompt.encode(), add_bos=True, special=False)
+        for (total, n), choice in zip(mine, item["choices"]):
+            c_tokens = ref.tokenize(f" {choice.strip()}".encode(), add_bos=False, special=False)
+            ref.reset()
+            ref.eval(p_tokens + c_tokens)
+            scores = np.array(ref.scores[: len(p_tokens) + len(c_tokens)], dtype=np.float64)
+            by_hand = 0.0
+            for i, tok in enumerate(c_tokens):
+                row = scores[len(p_tokens) - 1 + i]
+                by_hand += row[tok] - (row.max() + np.log(np.exp(row - row.max()).sum()))
+            assert n == len(c_tokens) and total == pytest.approx(by_hand, abs=5e-3), (choice, total, by_hand)
+    finally:
+        ref.close()
+    # The prompt's KV cache is left alone: scoring again gives the same numbers.
+    assert backend.continuation_logprobs("t", model, prompt, item["choices"]) == pytest.approx(mine)

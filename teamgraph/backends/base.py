@@ -73,6 +73,11 @@ class OptionScorer(Protocol):
 
     def option_logprobs(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]: ...
 
+    def continuation_logprobs(self, agent: str, model: str, prompt: str,
+                              continuations: Sequence[str]) -> list[tuple[float, int]]:
+        """(sum of token log-probabilities, number of tokens) of each continuation after ``prompt``."""
+        ...
+
 
 @runtime_checkable
 class Backend(Protocol):

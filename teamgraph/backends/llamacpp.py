@@ -95,23 +95,75 @@ class LlamaCppBackend:
         One forward pass over the prompt per request (no ``logits_all``: only the last row of logits is
         read), log-softmax over the whole vocabulary. A prompt longer than the context raises BackendError.
         """
-        import llama_cpp
-        import numpy as np
-
         out = []
         for req in requests:
             llm = self._load(req.model)
-            tokens = llm.tokenize(req.prompt.encode("utf-8"), add_bos=True, special=False)
-            if len(tokens) >= self.n_ctx:
-                raise BackendError(f"agent {req.agent}: a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx}")
-            llm.reset()
-            llm.eval(tokens)
-            n_vocab = llm.n_vocab()
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,)).astype(np.float64)
-            top = logits.max()
-            log_z = top + np.log(np.exp(logits - top).sum())
-            out.append({opt: float(logits[self._option_token(llm, opt)] - log_z) for opt in req.options})
+            log_p = self._prompt_logprobs(llm, req.agent, req.prompt)
+            out.append({opt: float(log_p[self._option_token(llm, opt)]) for opt in req.options})
         return out
+
+    def continuation_logprobs(self, agent: str, model: str, prompt: str,
+                              continuations: Sequence[str]) -> list[tuple[float, int]]:
+        """(sum of log-probabilities, token count) of each continuation after ``prompt`` (the cloze formulation).
+
+        The prompt is evaluated once. Each continuation is then decoded in one batch placed right after
+        it, with logits requested only for the continuation's positions; its tokens are dropped from the
+        KV cache before the next one, so every continuation sees the prompt alone.
+        """
+        import llama_cpp
+        import numpy as np
+
+        llm = self._load(model)
+        first = self._prompt_logprobs(llm, agent, prompt)
+        n_prompt = llm.n_tokens
+        out = []
+        try:
+            for text in continuations:
+                tokens = llm.tokenize((" " + text.strip()).encode("utf-8"), add_bos=False, special=False)
+                if n_prompt + len(tokens) >= self.n_ctx:
+                    raise BackendError(f"agent {agent}: prompt and option exceed n_ctx={self.n_ctx}")
+                total = float(first[tokens[0]])
+                feed = tokens[:-1]  # the logits after token i score token i + 1
+                if feed:
+                    batch = llama_cpp.llama_batch_init(len(feed), 0, 1)
+                    try:
+                        batch.n_tokens = len(feed)
+                        for i, tok in enumerate(feed):
+                            batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, n_prompt + i, 1
+                            batch.seq_id[i][0], batch.logits[i] = 0, True
+                        if llama_cpp.llama_decode(llm.ctx, batch) != 0:
+                            raise BackendError(f"agent {agent}: llama.cpp could not decode an option of {model}")
+                        for i, tok in enumerate(tokens[1:]):
+                            row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, i),
+                                                        shape=(llm.n_vocab(),)).astype(np.float64)
+                            top = row.max()
+                            total += float(row[tok] - top - np.log(np.exp(row - top).sum()))
+                    finally:
+                        llama_cpp.llama_batch_free(batch)
+                        llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)  # back to the prompt alone
+                out.append((total, len(tokens)))
+        finally:
+            llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)
+        return out
+
+    def _prompt_logprobs(self, llm: Any, agent: str, prompt: str) -> Any:
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+        if len(tokens) >= self.n_ctx:
+            raise BackendError(f"agent {agent}: a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx}")
+        llm.reset()
+        llm.eval(tokens)
+        return self._last_logprobs(llm)
+
+    @staticmethod
+    def _last_logprobs(llm: Any) -> Any:
+        """Log-softmax of the last evaluated position's logits (the only row computed without logits_all)."""
+        import llama_cpp
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+        logits = logits.astype(np.float64)
+        top = logits.max()
+        return logits - (top + np.log(np.exp(logits - top).sum()))
 
     @staticmethod
     def _option_token(llm: Any, option: str) -> int:

@@ -237,8 +237,9 @@ def collect_answers(
     is the normalised answer or None (abstain); ``status`` is ``ok``, ``unparsed`` (a reply with no
     answer in it), ``empty`` or ``error``; ``mode`` says how the answer was obtained.
     ``scoring``: ``generation`` (a reply, then extraction), ``likelihood`` (multiple choice by the most
-    probable option letter: :mod:`teamgraph.evaluation.likelihood`) or ``auto`` (likelihood for
-    multiple-choice items where the agent's backend gives log-probabilities, generation otherwise).
+    probable option letter: :mod:`teamgraph.evaluation.likelihood`), ``cloze`` (multiple choice by the
+    option text with the best log-likelihood per character) or ``auto`` (likelihood for multiple-choice
+    items where the agent's backend gives log-probabilities, generation otherwise).
     """
     from teamgraph.evaluation.likelihood import SCORINGS, can_score, collect_likelihood_answers
 
@@ -250,13 +251,15 @@ def collect_answers(
     def by_likelihood(agent: Agent, item: Mapping[str, Any]) -> bool:
         if scoring == "generation" or item["kind"] != "multiple_choice":
             return False
-        return scoring == "likelihood" or can_score(_backend(backends, agent))
+        return scoring in ("likelihood", "cloze") or can_score(_backend(backends, agent))
 
     frames = []
     for agent in agents:
         mine = [r for r in records if by_likelihood(agent, r)]
         if mine:
-            frames.append(collect_likelihood_answers([agent], mine, backends, store, identity, progress=progress))
+            mode = "cloze" if scoring == "cloze" else "likelihood"
+            frames.append(collect_likelihood_answers([agent], mine, backends, store, identity, progress=progress,
+                                                     mode=mode))
     jobs = [make_job(agent, item, identity.get(agent.name), seed=seed, max_tokens=max_tokens)
             for agent in agents for item in records if not by_likelihood(agent, item)]
     if jobs or not frames:

@@ -8,6 +8,11 @@ they start with prose, not a letter. RUNTIME.md has the measurements.)
 
 The stored ``raw`` reply is the JSON of option -> log-probability, so the letter distribution is kept:
 self-consistency (:func:`self_consistency_answers`) samples from it offline, with no model call.
+
+``cloze`` is the formulation OLMES and lm-eval use for small models: no options in the prompt
+(``Question: ...`` then ``Answer:``), each option's own text scored by its log-likelihood, the answer
+the option with the best log-likelihood per character. Its ``raw`` is option -> [sum of
+log-probabilities, tokens, characters].
 """
 from __future__ import annotations
 
@@ -24,8 +29,8 @@ from teamgraph.evaluation.extraction import LETTERS, format_question
 from teamgraph.roster import Agent
 from teamgraph.store import Store, stable_hash
 
-MODES = ("generation", "likelihood")
-SCORINGS = ("generation", "likelihood", "auto")
+MODES = ("generation", "likelihood", "cloze")
+SCORINGS = ("generation", "likelihood", "cloze", "auto")
 _INSTRUCTION = "Answer with the letter of the correct option."
 
 
@@ -36,14 +41,32 @@ def likelihood_prompt(agent: Agent, item: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cloze_prompt(agent: Agent, item: Mapping[str, Any]) -> str:
+    """The cloze prompt: persona, ``Question: ...`` without the options, ``Answer:`` (each option's text follows)."""
+    lines = [agent.persona] if agent.persona else []
+    lines += [f"Question: {item['question']}", "Answer:"]
+    return "\n".join(lines)
+
+
+def option_scores(raw: Mapping[str, Any]) -> dict[str, float]:
+    """What the answer maximises: the letter's log-probability, or a cloze option's log-probability per character."""
+    return {k: (v[0] / max(v[2], 1) if isinstance(v, list) else float(v)) for k, v in raw.items()}
+
+
+def option_distribution_logits(raw: Mapping[str, Any]) -> dict[str, float]:
+    """The model's log-probabilities of the options (unnormalised sums for cloze): what sampling draws from."""
+    return {k: (float(v[0]) if isinstance(v, list) else float(v)) for k, v in raw.items()}
+
+
 def can_score(backend: Backend) -> bool:
     """Whether ``backend`` reads next-token log-probabilities (see ``backends.base.OptionScorer``)."""
     return isinstance(backend, OptionScorer)
 
 
-def _key(agent: Agent, identity: Any, item_id: str, request: ScoreRequest) -> str:
-    return stable_hash({"kind": "answer-likelihood", "agent": agent.public_dict(), "backend": identity,
-                        "item_id": str(item_id), "prompt": request.prompt, "options": list(request.options)})
+def _key(agent: Agent, identity: Any, item_id: str, request: ScoreRequest, mode: str, texts: Sequence[str]) -> str:
+    extra = {"texts": list(texts)} if mode == "cloze" else {}
+    return stable_hash({"kind": f"answer-{mode}", "agent": agent.public_dict(), "backend": identity,
+                        "item_id": str(item_id), "prompt": request.prompt, "options": list(request.options), **extra})
 
 
 def best_option(logprobs: Mapping[str, float]) -> str | None:
@@ -60,8 +83,9 @@ def collect_likelihood_answers(
     store: Store,
     identity: Mapping[str, Any],
     progress: bool = True,
+    mode: str = "likelihood",
 ) -> pd.DataFrame:
-    """Every agent's likelihood answer to every multiple-choice item; stored answers are reused.
+    """Every agent's likelihood (or ``cloze``) answer to every multiple-choice item; stored answers are reused.
 
     Returns the tidy answer table (``ANSWER_COLUMNS``, ``mode`` = ``likelihood``); ``raw`` is the JSON
     of option -> log-probability.
@@ -74,12 +98,14 @@ def collect_likelihood_answers(
             if item["kind"] != "multiple_choice":
                 raise InputError(f"likelihood scoring needs multiple-choice items; {item['item_id']} is {item['kind']}")
             options = tuple(LETTERS[: len(item["choices"])])
-            req = ScoreRequest(agent.name, agent.model, likelihood_prompt(agent, item), options)
-            jobs.append((_key(agent, identity.get(agent.name), item["item_id"], req), agent, item, req))
+            prompt = cloze_prompt(agent, item) if mode == "cloze" else likelihood_prompt(agent, item)
+            req = ScoreRequest(agent.name, agent.model, prompt, options)
+            jobs.append((_key(agent, identity.get(agent.name), item["item_id"], req, mode, item["choices"]),
+                         agent, item, req))
     unique = {key: job for key, *job in jobs}
     stored = store.get_answers(list(unique))
     todo = sorted((k for k in unique if k not in stored), key=lambda k: (unique[k][0].backend, unique[k][0].name))
-    bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc="likelihood answers", unit="ans",
+    bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc=f"{mode} answers", unit="ans",
                disable=not progress)
     try:
         for start in range(0, len(todo), 16):  # written every 16 answers: an interrupt loses at most those
@@ -90,10 +116,15 @@ def collect_likelihood_answers(
                 backend = backends[agent.backend]
                 if not can_score(backend):
                     raise InputError(f"agent {agent.name}: its backend '{agent.backend}' gives no log-probabilities")
-                [logprobs] = backend.option_logprobs([req])  # type: ignore[attr-defined]
+                if mode == "cloze":
+                    texts = [str(c).strip() for c in item["choices"]]
+                    scored = backend.continuation_logprobs(agent.name, agent.model, req.prompt, texts)  # type: ignore[attr-defined]
+                    raw: dict[str, Any] = {o: [lp, n, len(t)] for o, (lp, n), t in zip(req.options, scored, texts)}
+                else:
+                    [raw] = backend.option_logprobs([req])  # type: ignore[attr-defined]
                 rows.append({"key": key, "agent": agent.name, "benchmark": str(item["benchmark"]),
                              "item_id": str(item["item_id"]), "round": 0,
-                             "raw": json.dumps(logprobs, sort_keys=True), "answer": best_option(logprobs),
+                             "raw": json.dumps(raw, sort_keys=True), "answer": best_option(option_scores(raw)),
                              "status": "ok"})
             store.put_answers(rows)
             stored.update({r["key"]: r for r in rows})
@@ -104,7 +135,7 @@ def collect_likelihood_answers(
     for key, agent, item, _req in jobs:
         row = stored[key]
         out.append((str(item["item_id"]), str(item["benchmark"]), agent.name, 0, row["raw"],
-                    best_option(json.loads(row["raw"])), "ok", "likelihood"))
+                    best_option(option_scores(json.loads(row["raw"]))), "ok", mode))
     return pd.DataFrame(out, columns=ANSWER_COLUMNS)
 
 
@@ -113,19 +144,20 @@ def self_consistency_answers(answers: pd.DataFrame, agent: str, k: int, seed: in
     """Self-consistency of one agent from its stored letter distributions: ``k`` seeded samples, majority vote.
 
     Each item's k answers are drawn from softmax(log-probabilities / temperature) over the options
-    (what sampling the answer letter k times would give); the vote breaks ties with a seeded draw.
+    (what sampling the answer letter k times would give; for cloze answers, the options' whole-text
+    log-probabilities); the vote breaks ties with a seeded draw.
     Returns an answer table (item_id, agent, answer) whose agent is ``"<agent> x<k>"``.
     """
     from teamgraph.evaluation.voting import item_rng, majority_vote
 
     if k < 1 or temperature <= 0:
         raise InputError(f"self-consistency needs k >= 1 and temperature > 0, got k={k}, temperature={temperature}")
-    mine = answers[(answers["agent"] == agent) & (answers["mode"] == "likelihood")]
+    mine = answers[(answers["agent"] == agent) & answers["mode"].isin(["likelihood", "cloze"])]
     if mine.empty:
         raise InputError(f"no likelihood answers of agent {agent!r}: self-consistency samples their distributions")
     rows = []
     for item_id, raw in zip(mine["item_id"], mine["raw"]):
-        logprobs = json.loads(raw)
+        logprobs = option_distribution_logits(json.loads(raw))
         options = sorted(logprobs)
         z = np.array([logprobs[o] for o in options]) / temperature
         p = np.exp(z - z.max())
