@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 OUT    ?= out/demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-fast test-vllm bench clean
+.PHONY: install run test test-fast test-vllm bench study clean
 
 install: $(STAMP)
 
@@ -66,6 +66,11 @@ BENCH_JSON ?= out/bench/summary.json
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --json $(BENCH_JSON) $(BENCH_ARGS)
+
+# The study (docs/study.md): 12 zoo agents, label recovery and teams against every baseline. Resumes from
+# data/study/store.sqlite, committed, so the report regenerates from it without model calls.
+study: $(STAMP)
+	$(BIN)/teamgraph study data/study.yaml
 
 clean:
 	rm -rf $(VENV) out .pytest_cache build *.egg-info

@@ -9,6 +9,7 @@ Benchmarks (each runs in a process of its own, so peak memory figures are its ow
   llamacpp  issue 3: harness overhead over bare llama.cpp generation of the same tokens (< 10%)
   make_run  issue 3/10: `teamgraph run data/demo_zoo.yaml` from a fresh store (< 5 min, < 2 GB)
   zoo       issue 10: generation tok/s of each zoo model, side by side, and against the plan's figures
+  scoring_modes  issue 11: multiple choice by generation vs likelihood vs cloze, items per second
   openai    issue 6: openai backend against a real local llama_cpp.server, concurrency 1 vs N
   vllm      issue 6: harness on vLLM vs one LLM.generate batch (>= 0.8x) and vs a naive loop;
             runs with --vllm-python (default .venv-vllm/bin/python, made by `make test-vllm`)
@@ -40,9 +41,10 @@ BENCHMARKS = {
     "openai": "bench_openai.py",
     "vllm": "bench_vllm.py",
     "zoo": "bench_zoo.py",
+    "scoring_modes": "bench_scoring_modes.py",
 }
 # What each benchmark needs importable; missing -> SKIP with the reason, not a crash.
-NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "zoo": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"]}
+NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "zoo": ["llama_cpp"], "scoring_modes": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"]}
 
 
 def _missing(modules: list[str], python: str) -> list[str]:

@@ -367,9 +367,13 @@ def evaluate(
             preflight(config, backends)
         identity = backend_info(config.agents, backends)
         t0 = time.perf_counter()
-        unique_items = items.drop_duplicates("item_id").drop(columns="group")
-        answers = collect_answers(list(config.agents), unique_items, backends, db, seed=seed,
-                                  max_tokens=ev.max_tokens, identity=identity, progress=progress)
+        per_group = []
+        for group in benchmarks:  # each group in its own scoring mode (evaluation.scoring)
+            g_items = items[items["group"] == group].drop(columns="group")
+            per_group.append(collect_answers(list(config.agents), g_items, backends, db, seed=seed,
+                                             max_tokens=ev.max_tokens, identity=identity, progress=progress,
+                                             scoring=ev.scoring_for(group)))
+        answers = pd.concat(per_group, ignore_index=True).drop_duplicates(["item_id", "agent"], ignore_index=True)
         timings["answers_s"] = time.perf_counter() - t0
         debates: dict[str, pd.DataFrame] = {}
         if "debate" in protocols:
@@ -409,7 +413,7 @@ def evaluate(
         weights=weights,
         settings={"benchmarks": list(benchmarks), "n_items": n_items, "seed": seed, "protocols": list(protocols),
                   "debate_rounds": debate_rounds if "debate" in protocols else 0, "random_draws": random_draws,
-                  "max_tokens": ev.max_tokens, "run": config.name},
+                  "max_tokens": ev.max_tokens, "scoring": ev.scoring, "run": config.name},
         timings=timings,
     )
     if out_dir is not None:
