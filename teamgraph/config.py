@@ -77,8 +77,21 @@ class EvaluationConfig:
         """The scoring of ``benchmark``: the one setting, or its entry in a ``name=mode,...`` list (else generation)."""
         if "=" not in self.scoring:
             return self.scoring
-        pairs = dict(p.split("=", 1) for p in self.scoring.replace(" ", "").split(",") if p)
-        return pairs.get(benchmark, "generation")
+        return scoring_pairs(self.scoring).get(benchmark, "generation")
+
+
+SCORING_MODES = ("generation", "likelihood", "cloze", "auto")
+
+
+def scoring_pairs(text: str) -> dict[str, str]:
+    """``"arc_easy=cloze, gsm8k=generation"`` -> {benchmark: mode}; ConfigError naming the bad part."""
+    pairs = {}
+    for part in (p.strip() for p in text.split(",")):
+        name, sep, mode = (x.strip() for x in part.partition("="))
+        if not sep or not name or mode not in SCORING_MODES:
+            raise ConfigError("evaluation.scoring", f"'{part}' is not name=mode with mode one of {', '.join(SCORING_MODES)}")
+        pairs[name] = mode
+    return pairs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,10 +257,20 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
     _check_range(partial.communities.n_seeds >= 1, "communities.n_seeds", "must be >= 1", source)
     _check_range(partial.communities.resolution > 0, "communities.resolution", "must be > 0", source)
     _check_range(partial.communities.n_permutations >= 0, "communities.n_permutations", "must be >= 0", source)
-    modes = ("generation", "likelihood", "cloze", "auto")
-    for bench in partial.evaluation.benchmarks or ("",):
-        _check_range(partial.evaluation.scoring_for(bench) in modes, "evaluation.scoring",
-                     f"must be one of {', '.join(modes)} (or name=mode,...), got '{partial.evaluation.scoring}'", source)
+    scoring = partial.evaluation.scoring
+    if "=" in scoring:
+        try:
+            named = scoring_pairs(scoring)
+        except ConfigError as exc:
+            raise ConfigError(exc.field, exc.problem, source) from None
+        from .evaluation.benchmarks import BENCHMARKS
+
+        unknown = sorted(set(named) - set(BENCHMARKS))
+        _check_range(not unknown, "evaluation.scoring", f"unknown benchmark '{unknown[0] if unknown else ''}' "
+                     f"(choose from: {', '.join(BENCHMARKS)})", source)
+    else:
+        _check_range(scoring in SCORING_MODES, "evaluation.scoring",
+                     f"must be one of {', '.join(SCORING_MODES)} (or name=mode,...), got '{scoring}'", source)
     from .graph import Threshold
     from .metrics import METRICS
     from .errors import InputError

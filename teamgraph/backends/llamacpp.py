@@ -98,8 +98,12 @@ class LlamaCppBackend:
         out = []
         for req in requests:
             llm = self._load(req.model)
+            tokens = [self._option_token(llm, opt) for opt in req.options]
+            if len(set(tokens)) < len(tokens):  # e.g. a tokenizer that splits the space off: every option would tie
+                raise BackendError(f"agent {req.agent}: the options {', '.join(req.options)} do not start with distinct "
+                                   f"tokens for {req.model}; use cloze or generation scoring")
             log_p = self._prompt_logprobs(llm, req.agent, req.prompt)
-            out.append({opt: float(log_p[self._option_token(llm, opt)]) for opt in req.options})
+            out.append({opt: float(log_p[tok]) for opt, tok in zip(req.options, tokens)})
         return out
 
     def continuation_logprobs(self, agent: str, model: str, prompt: str,
@@ -144,6 +148,7 @@ class LlamaCppBackend:
                 out.append((total, len(tokens)))
         finally:
             llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)
+            llm.n_tokens = 0  # the logits now belong to an option: a later call must evaluate its prompt afresh
         return out
 
     def _prompt_logprobs(self, llm: Any, agent: str, prompt: str) -> Any:

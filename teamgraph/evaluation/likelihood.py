@@ -4,7 +4,7 @@ The agent's answer is the option letter whose token is most probable right after
 (one forward pass; no sampling, nothing to parse). Every agent, chat or base model, is scored on the
 same completion prompt: its persona, the instruction, ``Question: ...`` with the lettered options,
 then ``Answer:``. (Letters after a chat-templated question score at chance for the zoo's chat models:
-they start with prose, not a letter. RUNTIME.md has the measurements.)
+they start with prose, not a letter: measured on ARC-Easy, 2026-12-01.)
 
 The stored ``raw`` reply is the JSON of option -> log-probability, so the letter distribution is kept:
 self-consistency (:func:`self_consistency_answers`) samples from it offline, with no model call.
@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from teamgraph.backends.base import Backend, OptionScorer, ScoreRequest
-from teamgraph.errors import InputError
+from teamgraph.errors import BackendError, InputError
 from teamgraph.evaluation.extraction import LETTERS, format_question
 from teamgraph.roster import Agent
 from teamgraph.store import Store, stable_hash
@@ -116,16 +116,21 @@ def collect_likelihood_answers(
                 backend = backends[agent.backend]
                 if not can_score(backend):
                     raise InputError(f"agent {agent.name}: its backend '{agent.backend}' gives no log-probabilities")
-                if mode == "cloze":
-                    texts = [str(c).strip() for c in item["choices"]]
-                    scored = backend.continuation_logprobs(agent.name, agent.model, req.prompt, texts)  # type: ignore[attr-defined]
-                    raw: dict[str, Any] = {o: [lp, n, len(t)] for o, (lp, n), t in zip(req.options, scored, texts)}
-                else:
-                    [raw] = backend.option_logprobs([req])  # type: ignore[attr-defined]
+                raw: dict[str, Any] = {}
+                status = "ok"
+                try:
+                    if mode == "cloze":
+                        texts = [str(c).strip() for c in item["choices"]]
+                        scored = backend.continuation_logprobs(agent.name, agent.model, req.prompt, texts)  # type: ignore[attr-defined]
+                        raw = {o: [lp, n, len(t)] for o, (lp, n), t in zip(req.options, scored, texts)}
+                    else:
+                        [raw] = backend.option_logprobs([req])  # type: ignore[attr-defined]
+                except BackendError as exc:  # e.g. a prompt longer than the context: this item abstains, as in generation
+                    raw, status = {"error": str(exc)}, "error"
                 rows.append({"key": key, "agent": agent.name, "benchmark": str(item["benchmark"]),
                              "item_id": str(item["item_id"]), "round": 0,
-                             "raw": json.dumps(raw, sort_keys=True), "answer": best_option(option_scores(raw)),
-                             "status": "ok"})
+                             "raw": json.dumps(raw, sort_keys=True),
+                             "answer": best_option(option_scores(raw)) if status == "ok" else None, "status": status})
             store.put_answers(rows)
             stored.update({r["key"]: r for r in rows})
             bar.update(len(chunk))
@@ -134,8 +139,9 @@ def collect_likelihood_answers(
     out = []
     for key, agent, item, _req in jobs:
         row = stored[key]
+        ok = row["status"] == "ok"
         out.append((str(item["item_id"]), str(item["benchmark"]), agent.name, 0, row["raw"],
-                    best_option(option_scores(json.loads(row["raw"]))), "ok", mode))
+                    best_option(option_scores(json.loads(row["raw"]))) if ok else None, row["status"], mode))
     return pd.DataFrame(out, columns=ANSWER_COLUMNS)
 
 
@@ -156,7 +162,10 @@ def self_consistency_answers(answers: pd.DataFrame, agent: str, k: int, seed: in
     if mine.empty:
         raise InputError(f"no likelihood answers of agent {agent!r}: self-consistency samples their distributions")
     rows = []
-    for item_id, raw in zip(mine["item_id"], mine["raw"]):
+    for item_id, raw, status in zip(mine["item_id"], mine["raw"], mine.get("status", pd.Series("ok", index=mine.index))):
+        if status != "ok":
+            rows.append((str(item_id), f"{agent} x{k}", None))
+            continue
         logprobs = option_distribution_logits(json.loads(raw))
         options = sorted(logprobs)
         z = np.array([logprobs[o] for o in options]) / temperature

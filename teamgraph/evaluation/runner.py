@@ -367,13 +367,12 @@ def evaluate(
             preflight(config, backends)
         identity = backend_info(config.agents, backends)
         t0 = time.perf_counter()
-        per_group = []
+        per_group = {}
         for group in benchmarks:  # each group in its own scoring mode (evaluation.scoring)
             g_items = items[items["group"] == group].drop(columns="group")
-            per_group.append(collect_answers(list(config.agents), g_items, backends, db, seed=seed,
-                                             max_tokens=ev.max_tokens, identity=identity, progress=progress,
-                                             scoring=ev.scoring_for(group)))
-        answers = pd.concat(per_group, ignore_index=True).drop_duplicates(["item_id", "agent"], ignore_index=True)
+            per_group[group] = collect_answers(list(config.agents), g_items, backends, db, seed=seed,
+                                               max_tokens=ev.max_tokens, identity=identity, progress=progress,
+                                               scoring=ev.scoring_for(group))
         timings["answers_s"] = time.perf_counter() - t0
         debates: dict[str, pd.DataFrame] = {}
         if "debate" in protocols:
@@ -393,7 +392,7 @@ def evaluate(
     for group in benchmarks:
         g_items = items[items["group"] == group]
         gold = g_items.set_index("item_id")["answer"].astype(str)
-        g_answers = answers[answers["item_id"].isin(gold.index)].assign(group=group)
+        g_answers = per_group[group].assign(group=group)
         answer_frames.append(g_answers)
         mc = g_items["kind"].eq("multiple_choice").all()
         n_choices = int(g_items["choices"].map(len).max()) if mc else None
