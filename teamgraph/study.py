@@ -363,7 +363,9 @@ def _accuracy_figure(study: StudyResult, path: Path) -> Path:
         y = np.arange(len(rows))[::-1]
         colors = {"community": "tab:blue", "random": "tab:gray", "curated": "tab:green", "oracle": "tab:purple",
                   "best single (held out)": "tab:orange", "self-consistency": "tab:red"}
-        ax.errorbar(rows["accuracy"], y, xerr=[rows["accuracy"] - rows["ci_low"], rows["ci_high"] - rows["accuracy"]],
+        low = (rows["accuracy"] - rows["ci_low"]).clip(lower=0)  # a bootstrap percentile can sit a hair past the mean
+        high = (rows["ci_high"] - rows["accuracy"]).clip(lower=0)
+        ax.errorbar(rows["accuracy"], y, xerr=[low, high],
                     fmt="none", ecolor="0.5", capsize=3)
         ax.scatter(rows["accuracy"], y, c=[colors.get(k, "black") for k in rows["kind"]], zorder=3)
         ax.set_yticks(y, [f"{k}: {t}" for k, t in zip(rows["kind"], rows["team"])], fontsize=8)
