@@ -137,26 +137,23 @@ def test_transcript_batch_on_real_server(gemma_server: str) -> None:
 
 @pytest.mark.slow
 def test_results_follow_request_order_at_any_concurrency(gemma_server: str) -> None:
-    # greedy decoding: each prompt has one reply whatever order the server takes requests in
+    # Each prompt has one obvious continuation (the next number), so a reply shows which request it answers.
+    # (Free-text greedy replies are not a fingerprint: llama.cpp reuses the KV prefix of the previous request,
+    # and the order requests reach the server changes near-tied tokens.)
+    starts = [3, 17, 40, 71, 52, 28]
     requests = [
-        GenerationRequest(agent=f"a{i}", model=GEMMA_ALIAS, prompt=f"Ada: Tell me about {topic}.\nBob:",
-                          stop=("\n",), max_tokens=16, temperature=0.0, repeat_penalty=1.3, seed=100 + i)
-        for i, topic in enumerate(TOPICS)
+        GenerationRequest(agent=f"a{i}", model=GEMMA_ALIAS, prompt=", ".join(str(k + j) for j in range(6)) + ",",
+                          max_tokens=4, temperature=0.0, seed=100 + i)
+        for i, k in enumerate(starts)
     ]
-    texts = {}
-    for concurrency in (1, 3):
+    expected = [str(k + 6) for k in starts]
+    for concurrency, order in ((1, 1), (3, 1), (4, -1)):
         backend = OpenAIBackend(gemma_server, concurrency=concurrency)
         try:
-            texts[concurrency] = [r.text for r in backend.generate(requests)]
+            texts = [r.text for r in backend.generate(requests[::order])][::order]
         finally:
             backend.close()
-    assert len(texts[1]) == 4 and len(set(texts[1])) == 4, texts[1]
-    assert texts[1] == texts[3]
-    backend = OpenAIBackend(gemma_server, concurrency=4)
-    try:
-        assert texts[3] == [r.text for r in backend.generate(requests[::-1])][::-1]
-    finally:
-        backend.close()
+        assert [t.split(",")[0].strip() for t in texts] == expected, (concurrency, texts)
 
 
 @pytest.mark.slow
