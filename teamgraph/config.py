@@ -231,8 +231,9 @@ def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
         merged = {**defaults, **raw}
         if isinstance(merged.get("labels"), Mapping):  # {family: qwen2.5, role: math} -> kind:value labels
             merged["labels"] = [f"{k}:{v}" for k, v in merged["labels"].items()]
-        if "format" not in merged and is_zoo_name(str(merged.get("model", Agent.model))):
-            merged["format"] = get_model(str(merged.get("model", Agent.model))).format  # chat where the GGUF has a template
+        model = str(merged.get("model", Agent.model))
+        if "format" not in merged and is_zoo_name(model):
+            merged["format"] = get_model(model).format  # chat where the GGUF has a template
         if isinstance(defaults.get("sampling"), Mapping) and isinstance(raw.get("sampling"), Mapping):
             merged["sampling"] = {**defaults["sampling"], **raw["sampling"]}
         agent = _build(Agent, merged, f"agents[{i}]", source)

@@ -46,13 +46,13 @@ def teams_document(partition: Partition, extra: dict[str, Any] | None = None) ->
         ],
         "isolates": partition.isolates,
     }
+    rounded = lambda result: {k: r(v) if isinstance(v, float) else v for k, v in result.to_dict().items()}  # noqa: E731
     for key in ("significance", "validation"):  # present once tested (significance.py, validation.py)
         result = getattr(partition, key, None)
         if result is not None:
-            doc[key] = {k: r(v) if isinstance(v, float) else v for k, v in result.to_dict().items()}
+            doc[key] = rounded(result)
     if partition.validation_by_kind:
-        doc["validation_by_kind"] = {kind: {k: r(v) if isinstance(v, float) else v for k, v in res.to_dict().items()}
-                                     for kind, res in sorted(partition.validation_by_kind.items())}
+        doc["validation_by_kind"] = {kind: rounded(res) for kind, res in sorted(partition.validation_by_kind.items())}
     if partition.significance is not None:
         doc["significance"]["verdict"] = partition.significance.verdict()
     if extra:

@@ -115,7 +115,6 @@ class LlamaCppBackend:
         KV cache before the next one, so every continuation sees the prompt alone.
         """
         import llama_cpp
-        import numpy as np
 
         llm = self._load(model)
         first = self._prompt_logprobs(llm, agent, prompt)
@@ -138,10 +137,7 @@ class LlamaCppBackend:
                         if llama_cpp.llama_decode(llm.ctx, batch) != 0:
                             raise BackendError(f"agent {agent}: llama.cpp could not decode an option of {model}")
                         for i, tok in enumerate(tokens[1:]):
-                            row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, i),
-                                                        shape=(llm.n_vocab(),)).astype(np.float64)
-                            top = row.max()
-                            total += float(row[tok] - top - np.log(np.exp(row - top).sum()))
+                            total += float(self._logprobs_at(llm, i)[tok])
                     finally:
                         llama_cpp.llama_batch_free(batch)
                         llm._ctx.kv_cache_seq_rm(0, n_prompt, -1)  # back to the prompt alone
@@ -157,15 +153,15 @@ class LlamaCppBackend:
             raise BackendError(f"agent {agent}: a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx}")
         llm.reset()
         llm.eval(tokens)
-        return self._last_logprobs(llm)
+        return self._logprobs_at(llm, -1)  # the last position: the only row computed without logits_all
 
     @staticmethod
-    def _last_logprobs(llm: Any) -> Any:
-        """Log-softmax of the last evaluated position's logits (the only row computed without logits_all)."""
+    def _logprobs_at(llm: Any, i: int) -> Any:
+        """Log-softmax over the vocabulary of the logits of output row ``i`` of the last decode (-1: the last)."""
         import llama_cpp
         import numpy as np
 
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, i), shape=(llm.n_vocab(),))
         logits = logits.astype(np.float64)
         top = logits.max()
         return logits - (top + np.log(np.exp(logits - top).sum()))

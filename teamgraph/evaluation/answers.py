@@ -241,10 +241,11 @@ def collect_answers(
     option text with the best log-likelihood per character) or ``auto`` (likelihood for multiple-choice
     items where the agent's backend gives log-probabilities, generation otherwise).
     """
-    from teamgraph.evaluation.likelihood import SCORINGS, can_score, collect_likelihood_answers
+    from teamgraph.config import SCORING_MODES
+    from teamgraph.evaluation.likelihood import can_score, collect_likelihood_answers
 
-    if scoring not in SCORINGS:
-        raise InputError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
+    if scoring not in SCORING_MODES:
+        raise InputError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORING_MODES)}")
     identity = dict(identity) if identity is not None else backend_info(agents, backends)
     records = item_records(items)
 

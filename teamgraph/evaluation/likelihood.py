@@ -29,8 +29,6 @@ from teamgraph.evaluation.extraction import LETTERS, format_question
 from teamgraph.roster import Agent
 from teamgraph.store import Store, stable_hash
 
-MODES = ("generation", "likelihood", "cloze")
-SCORINGS = ("generation", "likelihood", "cloze", "auto")
 _INSTRUCTION = "Answer with the letter of the correct option."
 
 
