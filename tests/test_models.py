@@ -51,7 +51,7 @@ def test_models_command_lists_every_model_with_installed_state(tmp_path, capsys)
     assert main(["models", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for m in ZOO:
-        assert m.name in m.name and m.name in out and m.licence.split()[0] in out
+        assert m.name in out and m.licence.split()[0] in out
     for name in DEMO_MODELS:
         line = next(line for line in out.splitlines() if line.strip().startswith(name))
         assert " yes " in f" {line} ", line  # installed by make install
