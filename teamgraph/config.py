@@ -65,33 +65,36 @@ class CommunityConfig:
 
 
 @dataclass(frozen=True)
+class BenchmarkSettings:
+    """Settings of one benchmark that differ from the evaluation-wide ones (None: use those)."""
+
+    n_items: int | None = None
+    max_tokens: int | None = None
+    scoring: str | None = None
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     benchmarks: tuple[str, ...] = ("mmlu_math", "mmlu_medical")
     n_items: int = 50
     seed: int = 0
     max_tokens: int = 16
     random_draws: int = 200
-    scoring: str = "generation"  # generation | likelihood | cloze | auto, or per benchmark "arc_easy=cloze,gsm8k=generation"
+    scoring: str = "generation"  # generation | likelihood | cloze | auto
+    per_benchmark: dict[str, BenchmarkSettings] = field(default_factory=dict)  # e.g. {gsm8k: {max_tokens: 192}}
+
+    def for_benchmark(self, benchmark: str) -> BenchmarkSettings:
+        """The n_items, max_tokens and scoring of ``benchmark``: its ``per_benchmark`` entry over the defaults."""
+        own = self.per_benchmark.get(benchmark, BenchmarkSettings())
+        return BenchmarkSettings(n_items=self.n_items if own.n_items is None else own.n_items,
+                                 max_tokens=self.max_tokens if own.max_tokens is None else own.max_tokens,
+                                 scoring=self.scoring if own.scoring is None else own.scoring)
 
     def scoring_for(self, benchmark: str) -> str:
-        """The scoring of ``benchmark``: the one setting, or its entry in a ``name=mode,...`` list (else generation)."""
-        if "=" not in self.scoring:
-            return self.scoring
-        return scoring_pairs(self.scoring).get(benchmark, "generation")
+        return str(self.for_benchmark(benchmark).scoring)
 
 
 SCORING_MODES = ("generation", "likelihood", "cloze", "auto")
-
-
-def scoring_pairs(text: str) -> dict[str, str]:
-    """``"arc_easy=cloze, gsm8k=generation"`` -> {benchmark: mode}; ConfigError naming the bad part."""
-    pairs = {}
-    for part in (p.strip() for p in text.split(",")):
-        name, sep, mode = (x.strip() for x in part.partition("="))
-        if not sep or not name or mode not in SCORING_MODES:
-            raise ConfigError("evaluation.scoring", f"'{part}' is not name=mode with mode one of {', '.join(SCORING_MODES)}")
-        pairs[name] = mode
-    return pairs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,10 +123,6 @@ class RunConfig(RunSettings):
 
 # -- loading ----------------------------------------------------------------------------------
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
-
-
 def _coerce(value: Any, tp: Any, where: str, src: str | None) -> Any:
     """Check ``value`` against the annotation ``tp`` (the few shapes used above)."""
     origin = typing.get_origin(tp)
@@ -144,7 +143,8 @@ def _coerce(value: Any, tp: Any, where: str, src: str | None) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(where, f"expected a mapping, got {type(value).__name__}", src)
-        return dict(value)
+        inner = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        return {str(k): _coerce(v, inner, f"{where}.{k}", src) for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(where, f"expected a number, got {value!r}", src)
@@ -199,6 +199,20 @@ def _validate_agent(agent: Agent, i: int, backends: Mapping[str, BackendConfig],
     _check_range(s.max_tokens >= 1, f"{w}.sampling.max_tokens", "must be >= 1", src)
     _check_range(s.temperature >= 0, f"{w}.sampling.temperature", "must be >= 0", src)
     _check_range(0 < s.top_p <= 1, f"{w}.sampling.top_p", "must be in (0, 1]", src)
+
+
+def _validate_evaluation(ev: EvaluationConfig, src: str | None) -> None:
+    from .evaluation.benchmarks import BENCHMARKS
+
+    unknown = sorted(set(ev.per_benchmark) - set(BENCHMARKS))
+    _check_range(not unknown, f"evaluation.per_benchmark.{unknown[0] if unknown else ''}",
+                 f"unknown benchmark (choose from: {', '.join(BENCHMARKS)})", src)
+    for where, own in [("evaluation", ev)] + [(f"evaluation.per_benchmark.{k}", v) for k, v in ev.per_benchmark.items()]:
+        _check_range(own.n_items is None or own.n_items >= 1, f"{where}.n_items", f"must be >= 1 (got {own.n_items})", src)
+        _check_range(own.max_tokens is None or own.max_tokens >= 1, f"{where}.max_tokens",
+                     f"must be >= 1 (got {own.max_tokens})", src)
+        _check_range(own.scoring is None or own.scoring in SCORING_MODES, f"{where}.scoring",
+                     f"must be one of {', '.join(SCORING_MODES)}, got '{own.scoring}'", src)
 
 
 def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
@@ -258,20 +272,7 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
     _check_range(partial.communities.n_seeds >= 1, "communities.n_seeds", "must be >= 1", source)
     _check_range(partial.communities.resolution > 0, "communities.resolution", "must be > 0", source)
     _check_range(partial.communities.n_permutations >= 0, "communities.n_permutations", "must be >= 0", source)
-    scoring = partial.evaluation.scoring
-    if "=" in scoring:
-        try:
-            named = scoring_pairs(scoring)
-        except ConfigError as exc:
-            raise ConfigError(exc.field, exc.problem, source) from None
-        from .evaluation.benchmarks import BENCHMARKS
-
-        unknown = sorted(set(named) - set(BENCHMARKS))
-        _check_range(not unknown, "evaluation.scoring", f"unknown benchmark '{unknown[0] if unknown else ''}' "
-                     f"(choose from: {', '.join(BENCHMARKS)})", source)
-    else:
-        _check_range(scoring in SCORING_MODES, "evaluation.scoring",
-                     f"must be one of {', '.join(SCORING_MODES)} (or name=mode,...), got '{scoring}'", source)
+    _validate_evaluation(partial.evaluation, source)
     from .graph import Threshold
     from .metrics import METRICS
     from .errors import InputError

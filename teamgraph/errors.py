@@ -25,5 +25,10 @@ class BackendError(TeamgraphError):
     """A model backend failed in a way retrying will not fix (unreachable URL, unknown model)."""
 
 
+class RequestFailed(BackendError):
+    """One request failed where others may not (a prompt longer than the context, a refused request):
+    that item is recorded as failed and the run goes on."""
+
+
 class MissingDependencyError(TeamgraphError):
     """An optional package is not installed; the message says how to install it."""

@@ -16,12 +16,13 @@ the result; it is never edited by hand.
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -86,8 +87,14 @@ def _verdict_p(p: float, difference: float, n: int) -> str:
 
 
 def team_tables(config: RunConfig, partitions: dict, answers: pd.DataFrame, items: pd.DataFrame,
-                benchmark: str, seed: int, random_draws: int) -> tuple[list[dict], list[dict]]:
-    """Rows of the teams table and of the paired tests for one benchmark (see the module docstring)."""
+                benchmark: str, seed: int, random_draws: int,
+                self_consistency: Callable[[str, int], pd.DataFrame] | None = None) -> tuple[list[dict], list[dict]]:
+    """Rows of the teams table and of the paired tests for one benchmark (see the module docstring).
+
+    ``self_consistency(agent, k)`` gives that agent's k-sample majority answers (item_id, agent,
+    answer); by default they are drawn from stored likelihood distributions, and the baseline is left
+    out where the answers have none (generation) and no function is given.
+    """
     from .evaluation.baselines import held_out_best_single, random_team_outcomes
     from .evaluation.likelihood import self_consistency_answers
     from .evaluation.runner import GROUP_DOMAINS
@@ -117,7 +124,9 @@ def team_tables(config: RunConfig, partitions: dict, answers: pd.DataFrame, item
     for role, members in sorted(by_role.items()):
         if len(members) >= 2:
             add("curated", f"role:{role}", sorted(members), item_correctness(answers, gold, sorted(members), seed=seed))
-    likelihood = "mode" in answers and answers["mode"].isin(["likelihood", "cloze"]).all()
+    if self_consistency is None and "mode" in answers and answers["mode"].isin(["likelihood", "cloze"]).all():
+        def self_consistency(agent: str, k: int) -> pd.DataFrame:
+            return self_consistency_answers(answers, agent, k=k, seed=seed)
     for i, members in enumerate(partition.teams):
         team = f"{topic} #{i}"
         correct = item_correctness(answers, gold, members, seed=seed)
@@ -132,13 +141,13 @@ def team_tables(config: RunConfig, partitions: dict, answers: pd.DataFrame, item
         comparisons = [("random teams (per-item mean)", paired_permutation(correct.to_numpy(dtype=float),
                                                                            draws.mean(axis=1).to_numpy(), seed=seed)),
                        ("best single (held out)", mcnemar_exact(correct.astype(int), single.reindex(correct.index).astype(int)))]
-        if likelihood:
+        if self_consistency is not None:
             k = len(members)
             first_ids, _ = _halves(gold.index, seed)
             # each held-out half is scored with the agent chosen on the other half, sampled k times
             sc_answers = pd.concat([
                 sc[sc["item_id"].isin(first_ids) == (half == "first")]
-                for half, sc in ((h, self_consistency_answers(answers, a, k=k, seed=seed)) for h, a in chosen.items())
+                for half, sc in ((h, self_consistency(a, k)) for h, a in chosen.items())
             ]).assign(agent=f"self-consistency x{k}")
             sc_correct = item_correctness(sc_answers, gold, [f"self-consistency x{k}"], seed=seed)
             add("self-consistency", f"best single x{k}", [f"{a} x{k}" for a in sorted(set(chosen.values()))], sc_correct)
@@ -149,6 +158,37 @@ def team_tables(config: RunConfig, partitions: dict, answers: pd.DataFrame, item
                           "difference": test.difference, "test": test.test, "p_value": test.p_value,
                           "n_items": n})
     return rows, tests
+
+
+def generation_samples(config: RunConfig, partitions: dict, answers: pd.DataFrame, items: pd.DataFrame,
+                       benchmark: str, backends: dict, store: Any, *, max_tokens: int, seed: int,
+                       progress: bool = True) -> pd.DataFrame:
+    """Sampled replies of the held-out best single agents, for their self-consistency (generation scoring).
+
+    Sample j of an agent on an item is its answer under evaluation seed ``seed + j`` (sample 0 is the
+    answer already collected), so samples are stored and resumed like any answer, and the first k
+    samples of a larger k are those of a smaller one. Each chosen agent answers only the half of the
+    items it is scored on, as many times as the largest community of the benchmark's topic.
+    Returns (item_id, agent, sample, answer).
+    """
+    from .evaluation.answers import collect_answers
+    from .evaluation.baselines import held_out_best_single
+    from .evaluation.runner import GROUP_DOMAINS
+
+    gold = items.set_index("item_id")["answer"].astype(str)
+    _single, chosen = held_out_best_single(answers, gold, sorted(config.agents.names), seed=seed)
+    partition = partitions.get(GROUP_DOMAINS.get(benchmark, "general")) or partitions["all"]
+    k_max = max((len(team) for team in partition.teams), default=1)
+    first_ids, second_ids = _halves(gold.index, seed)
+    frames = []
+    for half, name in chosen.items():
+        ids = set(first_ids if half == "first" else second_ids)
+        mine = items[items["item_id"].astype(str).isin(ids)]
+        for j in range(k_max):
+            got = collect_answers([config.agents.get(name)], mine, backends, store, seed=seed + j,
+                                  max_tokens=max_tokens, scoring="generation", progress=progress)
+            frames.append(got[["item_id", "agent", "answer"]].assign(sample=j))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _halves(item_ids: Any, seed: int) -> tuple[list[str], list[str]]:
@@ -163,6 +203,7 @@ def run_study(config: RunConfig, progress: bool = True) -> StudyResult:
 
     from .embedding import Embedder
     from .evaluation.answers import collect_answers
+    from .evaluation.baselines import vote_samples
     from .evaluation.benchmarks import load_benchmark
     from .pipeline import open_backends, preflight, run
     from .store import Store
@@ -195,10 +236,10 @@ def run_study(config: RunConfig, progress: bool = True) -> StudyResult:
         agent_rows, team_rows, test_rows = [], [], []
         for benchmark in ev.benchmarks:
             t0 = time.perf_counter()
-            items = load_benchmark(benchmark, n_items=ev.n_items, seed=ev.seed)
+            own = ev.for_benchmark(benchmark)
+            items = load_benchmark(benchmark, n_items=own.n_items, seed=ev.seed)
             answers = collect_answers(list(config.agents), items, backends, store, seed=ev.seed,
-                                      max_tokens=ev.max_tokens, scoring=ev.scoring_for(benchmark),
-                                      progress=progress)
+                                      max_tokens=own.max_tokens, scoring=own.scoring, progress=progress)
             timings[f"answers_{benchmark}_s"] = time.perf_counter() - t0
             gold = items.set_index("item_id")["answer"].astype(str)
             for agent in config.agents:
@@ -209,11 +250,21 @@ def run_study(config: RunConfig, progress: bool = True) -> StudyResult:
                                    "labels": ", ".join(agent.labels), "mode": ", ".join(sorted(set(mine["mode"]))),
                                    "accuracy": float(correct.mean()), "ci_low": low, "ci_high": high,
                                    "answered": int(mine["answer"].notna().sum()), "n_items": len(gold)})
-            rows, tests = team_tables(config, result.partitions, answers, items, benchmark, ev.seed, ev.random_draws)
+            self_consistency = None
+            if (answers["mode"] == "generation").any():
+                t0 = time.perf_counter()
+                samples = generation_samples(config, result.partitions, answers, items, benchmark, backends, store,
+                                             max_tokens=own.max_tokens, seed=ev.seed, progress=progress)
+                timings[f"self_consistency_{benchmark}_s"] = time.perf_counter() - t0
+
+                def self_consistency(agent: str, k: int, samples: pd.DataFrame = samples) -> pd.DataFrame:
+                    return vote_samples(samples[samples["agent"] == agent], k, seed=ev.seed, name=f"{agent} x{k}")
+            rows, tests = team_tables(config, result.partitions, answers, items, benchmark, ev.seed, ev.random_draws,
+                                      self_consistency=self_consistency)
             team_rows += rows
             test_rows += tests
     settings = {"config": config.source, "agents": len(config.agents), "topics": list(config.topics),
-                "benchmarks": list(ev.benchmarks), "n_items": ev.n_items, "scoring": ev.scoring, "seed": ev.seed,
+                "benchmarks": {b: dataclasses.asdict(ev.for_benchmark(b)) for b in ev.benchmarks}, "seed": ev.seed,
                 "random_draws": ev.random_draws, "metric": config.scoring.metric,
                 "conversations": len(result.conversations),
                 "utterances": sum(len(c.utterances) for c in result.conversations)}
@@ -288,8 +339,10 @@ def write_study_report(study: StudyResult, path: str | Path, command: str) -> Pa
         f"- Machine: {platform.platform()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}",
         f"- Roster: {s['agents']} agents ({s['config']}), topics {', '.join(s['topics'])}; "
         f"{s['conversations']} conversations, {s['utterances']} utterances; metric for teams: `{s['metric']}`",
-        f"- Benchmarks: {', '.join(s['benchmarks'])}, n = {s['n_items']} items each (seed {s['seed']}); "
-        f"scoring `{s['scoring']}`; {s['random_draws']} random teams per size; bootstrap {N_BOOT} resamples",
+        "- Benchmarks (seed " + str(s["seed"]) + "): " + "; ".join(
+            f"{b}: n = {o['n_items']}, {o['scoring']}" + (f", {o['max_tokens']} tokens" if o["scoring"] == "generation" else "")
+            for b, o in s["benchmarks"].items())
+        + f"; {s['random_draws']} random teams per size; bootstrap {N_BOOT} resamples",
         "- Time (this invocation; stored work is not redone): "
         + ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in study.timings.items()),
         "",
@@ -316,9 +369,10 @@ def write_study_report(study: StudyResult, path: str | Path, command: str) -> Pa
         "",
         "Intervals: 95% bootstrap over items; for `random` rows, the 2.5-97.5% range of the random teams' "
         "accuracies. The held-out best single agent is chosen on one half of the items and scored on the other "
-        "(both ways). Self-consistency samples that agent's answer k times (k = team size) from its stored "
-        "option distribution (for cloze: the options' whole-text probabilities, while its single answer uses "
-        "the per-character score) and takes the majority.",
+        "(both ways). Self-consistency takes the majority of k answers of that agent (k = team size): for "
+        "likelihood scoring, k draws from its stored option distribution (for cloze: the options' whole-text "
+        "probabilities, while its single answer uses the per-character score); for generation, k replies "
+        "sampled with evaluation seeds seed, seed+1, ..., seed+k-1 (the first is its scored answer).",
         "",
         "Paired tests of each community team (same items): exact McNemar against the held-out best single "
         "agent and its self-consistency; sign-flip permutation against the per-item mean of random teams of "

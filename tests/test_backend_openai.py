@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from teamgraph.backends.base import Backend, GenerationRequest
+from teamgraph.backends.base import Backend, GenerationRequest, ScoreRequest
 from teamgraph.backends.openai_compat import OpenAIBackend
 from teamgraph.errors import BackendError, ConfigError
 
@@ -133,6 +133,38 @@ def test_transcript_batch_on_real_server(gemma_server: str) -> None:
         assert "\n" not in r.text  # the stop sequence reached the server
         assert r.seconds is not None and r.seconds > 0
         assert r.status != "ok" or (r.n_tokens is not None and 0 < r.n_tokens <= 24)
+
+
+@pytest.mark.slow
+def test_option_logprobs_from_a_real_server_equal_the_in_process_ones(gemma_server: str) -> None:
+    """The server's top next-token log-probabilities (its own log-softmax over logits_all rows) against
+    our in-process reading of the last position's logits, on the same model file and prompt.
+
+    One prompt only: llama_cpp.server reuses the KV cache of the previous prompt's common prefix, and a
+    prompt scored after another that shares its first tokens gets different log-probabilities (0.17 to
+    0.29 nats on this prompt after a "Question: Which animal..." one, 2026-12-01): a server trait noted
+    in docs/evaluation.md, not something a client can fix."""
+    from teamgraph.backends.llamacpp import LlamaCppBackend
+    from teamgraph.evaluation.likelihood import can_score
+
+    reqs = [ScoreRequest("t", GEMMA_ALIAS, "Question: What is 2 + 3?\nA. 4\nB. 5\nC. 6\nAnswer:", ("A", "B", "C"))]
+    remote = OpenAIBackend(gemma_server, concurrency=1)
+    local = LlamaCppBackend(n_threads=2, n_ctx=1024)
+    try:
+        assert can_score(remote, "likelihood") and not can_score(remote, "cloze")
+        served = remote.option_logprobs(reqs)
+        mine = local.option_logprobs(reqs)
+    finally:
+        remote.close()
+        local.close()
+    for got, want in zip(served, mine):
+        assert set(got) == set(want)
+        assert max(got, key=got.get) == max(want, key=want.get)
+        for opt, value in want.items():
+            if got[opt] != float("-inf"):  # an option outside the server's top 20 is -inf by design
+                assert got[opt] == pytest.approx(value, abs=0.02), (opt, got, want)
+            else:
+                assert value < min(v for v in got.values() if v != float("-inf"))
 
 
 @pytest.mark.slow

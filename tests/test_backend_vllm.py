@@ -197,3 +197,25 @@ def test_engines_switch_per_model_or_are_kept(backend, model_dir):
         assert set(backend.engine_start_seconds) == {"gemma-3-270m", model_dir}
     finally:
         backend.keep_engines = False
+
+
+@needs_vllm
+def test_option_logprobs_equal_a_hand_computation_with_transformers(backend, model_dir):
+    """vLLM's top next-token log-probabilities against a transformers forward pass of the same folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from teamgraph.backends.base import ScoreRequest
+
+    prompt = "Question: What is 2 + 3?\nA. 4\nB. 5\nC. 6\nAnswer:"
+    [got] = backend.option_logprobs([ScoreRequest("Ada", "gemma-3-270m", prompt, ("A", "B", "C"))])
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    with torch.no_grad():
+        logits = model(**tok(prompt, return_tensors="pt")).logits[0, -1].double()
+    log_p = torch.log_softmax(logits, dim=-1)
+    for opt in "ABC":
+        ids = [tok.convert_tokens_to_ids(t) for t in (tok.tokenize(" " + opt)[0], opt)]
+        by_hand = max(float(log_p[i]) for i in ids)
+        if got[opt] != float("-inf"):
+            assert got[opt] == pytest.approx(by_hand, abs=0.05), (opt, got)  # bfloat16 engine, float32 by hand

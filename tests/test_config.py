@@ -4,6 +4,7 @@ import sys
 import textwrap
 
 import pytest
+import yaml
 
 from teamgraph.cli import main
 from teamgraph.config import config_from_dict, load_config
@@ -170,18 +171,23 @@ def test_plan_times_each_zoo_model_at_its_own_speed(tmp_path, capsys):
     assert "qwen2.5-coder-0.5b-instruct: 1 utterances" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("scoring, problem", [
-    ("arc_easy=cloze,likelihood", "'likelihood' is not name=mode"),
-    ("arc_eazy=cloze", "unknown benchmark 'arc_eazy'"),
-    ("arc_easy=guess", "'arc_easy=guess' is not name=mode"),
-    ("sometimes", "must be one of generation, likelihood, cloze, auto"),
+@pytest.mark.parametrize("evaluation, field, problem", [
+    ({"scoring": "sometimes"}, "evaluation.scoring", "must be one of generation, likelihood, cloze, auto"),
+    ({"per_benchmark": {"arc_eazy": {"scoring": "cloze"}}}, "evaluation.per_benchmark.arc_eazy", "unknown benchmark"),
+    ({"per_benchmark": {"arc_easy": {"scoring": "guess"}}}, "evaluation.per_benchmark.arc_easy.scoring",
+     "must be one of generation"),
+    ({"per_benchmark": {"gsm8k": {"n_items": 0}}}, "evaluation.per_benchmark.gsm8k.n_items", "must be >= 1"),
+    ({"per_benchmark": {"gsm8k": {"max_tokens": "many"}}}, "evaluation.per_benchmark.gsm8k.max_tokens",
+     "expected an integer"),
+    ({"per_benchmark": {"gsm8k": {"temperature": 0.2}}}, "evaluation.per_benchmark.gsm8k.temperature", "unknown field"),
+    ({"per_benchmark": ["gsm8k"]}, "evaluation.per_benchmark", "expected a mapping"),
 ])
-def test_bad_scoring_settings_name_the_field_and_the_part(scoring, problem, tmp_path, capsys):
-    with pytest.raises(ConfigError, match="evaluation.scoring") as err:
-        config_from_dict(with_(evaluation={"scoring": scoring}))
-    assert problem in str(err.value)
+def test_bad_evaluation_settings_name_the_field(evaluation, field, problem, tmp_path, capsys):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(with_(evaluation=evaluation))
+    assert err.value.field == field and problem in str(err.value)
     path = tmp_path / "c.yaml"
-    path.write_text(f"agents: [{{name: a}}, {{name: b}}]\nevaluation: {{scoring: '{scoring}'}}\n")
+    path.write_text(yaml.safe_dump({"agents": [{"name": "a"}, {"name": "b"}], "evaluation": evaluation}))
     assert main(["plan", str(path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 

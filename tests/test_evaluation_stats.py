@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from teamgraph.config import config_from_dict
+
 from teamgraph.errors import InputError
 from teamgraph.evaluation.baselines import held_out_best_single, random_team_outcomes
 from teamgraph.evaluation.likelihood import best_option, self_consistency_answers
@@ -106,10 +108,44 @@ def test_cloze_answers_maximise_per_character_likelihood_and_sample_whole_text_p
     assert picks.count("B") / 300 == pytest.approx(1 / (1 + np.exp(-4)), abs=0.05)  # softmax of (-10, -6)
 
 
-def test_scoring_can_be_set_per_benchmark():
-    from teamgraph.config import EvaluationConfig
-
-    ev = EvaluationConfig(scoring="arc_easy=cloze, mmlu_medical=likelihood")
+def test_settings_can_be_set_per_benchmark():
+    cfg = config_from_dict({"agents": [{"name": "a"}, {"name": "b"}], "evaluation": {
+        "n_items": 200, "max_tokens": 16, "scoring": "likelihood",
+        "per_benchmark": {"arc_easy": {"scoring": "cloze"}, "gsm8k": {"n_items": 100, "max_tokens": 192,
+                                                                        "scoring": "generation"}}}})
+    ev = cfg.evaluation
     assert (ev.scoring_for("arc_easy"), ev.scoring_for("mmlu_medical"), ev.scoring_for("gsm8k")) == \
         ("cloze", "likelihood", "generation")
-    assert EvaluationConfig(scoring="auto").scoring_for("gsm8k") == "auto"
+    assert (ev.for_benchmark("gsm8k").n_items, ev.for_benchmark("gsm8k").max_tokens) == (100, 192)
+    assert (ev.for_benchmark("arc_easy").n_items, ev.for_benchmark("arc_easy").max_tokens) == (200, 16)
+
+
+def test_self_consistency_of_generated_samples_is_the_majority_of_the_first_k():
+    from teamgraph.evaluation.baselines import vote_samples
+
+    # item 1: samples 5, 5, 7, 7, 7 -> x3 picks 5 (2 of 3), x5 picks 7 (3 of 5)
+    # item 2: samples None, 4, None, 4, 9 -> abstentions do not vote: 4 in both
+    # item 3: samples None x5 -> abstains
+    samples = pd.DataFrame(
+        [("1", s, a) for s, a in enumerate(["5", "5", "7", "7", "7"])]
+        + [("2", s, a) for s, a in enumerate([None, "4", None, "4", "9"])]
+        + [("3", s, None) for s in range(5)], columns=["item_id", "sample", "answer"])
+    x3 = vote_samples(samples.sample(frac=1, random_state=0), 3, name="m x3")
+    x5 = vote_samples(samples, 5)
+    assert x3["answer"].tolist() == ["5", "4", None] and set(x3["agent"]) == {"m x3"}
+    assert x5["answer"].tolist() == ["7", "4", None] and set(x5["agent"]) == {"x5"}
+    with pytest.raises(InputError, match="needs 6 samples per item"):
+        vote_samples(samples, 6)
+
+
+def test_options_from_a_servers_top_tokens_take_the_best_spelling_and_minus_inf_for_the_rest():
+    import math
+
+    from teamgraph.backends.base import options_from_top
+    from teamgraph.errors import RequestFailed
+
+    top = {" A": -1.0, "A": -2.5, " B": -0.5, "\n": -0.1, " the": -3.0}
+    assert options_from_top(top, ("A", "B", "C"), "m") == {"A": -1.0, "B": -0.5, "C": -math.inf}
+    assert best_option(options_from_top(top, ("A", "B", "C"), "m")) == "B"
+    with pytest.raises(RequestFailed, match="none of the options A, B is among the 2 most probable"):
+        options_from_top({"\n": -0.1, " the": -2.0}, ("A", "B"), "m")

@@ -8,8 +8,11 @@ model) raises ``BackendError`` naming the agent and where it looked.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from teamgraph.errors import RequestFailed
 
 
 @dataclass(frozen=True)
@@ -68,15 +71,44 @@ class OptionScorer(Protocol):
     """What a backend offers when it can read next-token log-probabilities (likelihood scoring).
 
     ``option_logprobs`` returns, per request, option -> log-probability of that option's first token
-    at the position after the prompt (normalised over the whole vocabulary).
+    at the position after the prompt (normalised over the whole vocabulary; ``-inf`` for an option a
+    remote server did not list among its top tokens).
     """
 
     def option_logprobs(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]: ...
+
+
+@runtime_checkable
+class ContinuationScorer(Protocol):
+    """What a backend offers when it can score whole continuations (cloze scoring)."""
 
     def continuation_logprobs(self, agent: str, model: str, prompt: str,
                               continuations: Sequence[str]) -> list[tuple[float, int]]:
         """(sum of token log-probabilities, number of tokens) of each continuation after ``prompt``."""
         ...
+
+
+#: How many top next tokens a remote backend asks for when it scores options (vLLM's default limit, and
+#: OpenAI's): an option letter outside them gets -inf.
+TOP_LOGPROBS = 20
+
+
+def options_from_top(top: Mapping[str, float], options: Sequence[str], agent: str) -> dict[str, float]:
+    """Option -> log-probability from a server's top next tokens (token text -> log-probability).
+
+    A token counts for an option when its text, stripped of spaces, is the option (" A" and "A" are
+    different tokens; the more probable one is taken). Options not among the top tokens get ``-inf``.
+    No option at all among them: RequestFailed (the item abstains).
+    """
+    found: dict[str, float] = {}
+    for text, logprob in top.items():
+        key = str(text).strip()
+        if key in options and logprob is not None:
+            found[key] = max(found.get(key, -math.inf), float(logprob))
+    if not found:
+        raise RequestFailed(f"agent {agent}: none of the options {', '.join(options)} is among the "
+                           f"{len(top)} most probable next tokens")
+    return {o: found.get(o, -math.inf) for o in options}
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import BackendError, MissingDependencyError
+from ..errors import BackendError, MissingDependencyError, RequestFailed
 from ..models import resolve_gguf
 from .base import GenerationRequest, GenerationResult, ScoreRequest
 
@@ -93,7 +93,7 @@ class LlamaCppBackend:
         """Log-probability of each option's first token after the prompt, from the last position's logits only.
 
         One forward pass over the prompt per request (no ``logits_all``: only the last row of logits is
-        read), log-softmax over the whole vocabulary. A prompt longer than the context raises BackendError.
+        read), log-softmax over the whole vocabulary. A prompt longer than the context raises RequestFailed.
         """
         out = []
         for req in requests:
@@ -124,7 +124,7 @@ class LlamaCppBackend:
             for text in continuations:
                 tokens = llm.tokenize((" " + text.strip()).encode("utf-8"), add_bos=False, special=False)
                 if n_prompt + len(tokens) >= self.n_ctx:
-                    raise BackendError(f"agent {agent}: prompt and option exceed n_ctx={self.n_ctx}")
+                    raise RequestFailed(f"agent {agent}: prompt and option exceed n_ctx={self.n_ctx}")
                 total = float(first[tokens[0]])
                 feed = tokens[:-1]  # the logits after token i score token i + 1
                 if feed:
@@ -150,7 +150,7 @@ class LlamaCppBackend:
     def _prompt_logprobs(self, llm: Any, agent: str, prompt: str) -> Any:
         tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
         if len(tokens) >= self.n_ctx:
-            raise BackendError(f"agent {agent}: a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx}")
+            raise RequestFailed(f"agent {agent}: a {len(tokens)}-token prompt does not fit n_ctx={self.n_ctx}")
         llm.reset()
         llm.eval(tokens)
         return self._logprobs_at(llm, -1)  # the last position: the only row computed without logits_all

@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import openai
 
-from ..errors import BackendError, ConfigError
-from .base import GenerationRequest, GenerationResult
+from ..errors import BackendError, ConfigError, RequestFailed
+from .base import TOP_LOGPROBS, GenerationRequest, GenerationResult, ScoreRequest, options_from_top
 
 log = logging.getLogger("teamgraph.backends.openai")
 
@@ -140,6 +140,43 @@ class OpenAIBackend:
         if request.messages is not None:
             return self._client.chat.completions.create(messages=[dict(m) for m in request.messages], **kwargs)
         return self._client.completions.create(prompt=request.prompt, **kwargs)
+
+    # -- likelihood scoring ------------------------------------------------------------------
+
+    def option_logprobs(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]:
+        """Option -> log-probability of its first token after the prompt, from ``/v1/completions``.
+
+        One call per request: one greedy token with ``logprobs`` = ``TOP_LOGPROBS`` (the top next tokens
+        and their log-probabilities, as vLLM and llama_cpp.server return them); an option outside those
+        gets -inf (``options_from_top``). A server that returns no log-probabilities at all: BackendError;
+        none for one prompt (llama_cpp.server, when the most probable next token ends the text): that item
+        abstains.
+        """
+        def one(req: ScoreRequest) -> dict[str, float]:
+            def call() -> Any:
+                # llama_cpp.server applies its default repeat_penalty (1.1) to the logits it reports: turn it off
+                # (vLLM ignores the unknown field)
+                return self._client.completions.create(model=req.model, prompt=req.prompt, max_tokens=1,
+                                                       temperature=0.0, logprobs=TOP_LOGPROBS,
+                                                       extra_body={"repeat_penalty": 1.0})
+            try:
+                response = self._with_retries(req.agent, req.model, call)
+            except _Failed as failed:
+                raise RequestFailed(f"agent {req.agent}: {failed.message}") from None
+            logprobs = response.choices[0].logprobs if response.choices else None
+            top = (getattr(logprobs, "top_logprobs", None) or [None])[0] if logprobs is not None else None
+            if logprobs is None:
+                raise BackendError(f"agent {req.agent}: {self.base_url} returns no log-probabilities for "
+                                   f"{req.model}; use generation scoring")
+            if not top:  # e.g. llama_cpp.server when the most probable next token ends the text
+                raise RequestFailed(f"agent {req.agent}: no next-token log-probabilities (the reply was "
+                                    f"{response.choices[0].finish_reason or 'empty'}); this item abstains")
+            return options_from_top(top, req.options, req.agent)
+
+        if self.concurrency == 1 or len(requests) <= 1:
+            return [one(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(one, requests))
 
     # -- preflight ---------------------------------------------------------------------------
 

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import BackendError, ConfigError, MissingDependencyError
-from .base import GenerationRequest, GenerationResult
+from ..errors import BackendError, ConfigError, MissingDependencyError, RequestFailed
+from .base import TOP_LOGPROBS, GenerationRequest, GenerationResult, ScoreRequest, options_from_top
 
 log = logging.getLogger("teamgraph.backends.vllm")
 
@@ -292,6 +292,33 @@ class VLLMBackend:
             else:
                 out.append(GenerationResult.from_text(completion.text, len(completion.token_ids), seconds))
         return out
+
+    def option_logprobs(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]:
+        """Option -> log-probability of its first token after the prompt: one greedy token per prompt with
+        the ``TOP_LOGPROBS`` most probable next tokens (vLLM's default ``max_logprobs``), batched per model;
+        an option outside them gets -inf (``options_from_top``)."""
+        out: list[dict[str, float] | None] = [None] * len(requests)
+        by_model: dict[str, list[int]] = {}
+        for i, req in enumerate(requests):
+            by_model.setdefault(req.model, []).append(i)
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
+        for model, idx in by_model.items():
+            llm = self.engine(model)
+            try:
+                outputs = llm.generate([requests[i].prompt for i in idx], params, use_tqdm=self.use_tqdm)
+            except self._request_errors as exc:
+                if len(idx) > 1:  # find the bad request one by one; the others still get their scores
+                    for i in idx:
+                        out[i] = self.option_logprobs([requests[i]])[0]
+                    continue
+                raise RequestFailed(f"agent {requests[idx[0]].agent}: vLLM: {_first_line(exc)}") from None
+            for i, output in zip(idx, outputs):
+                steps = output.outputs[0].logprobs if output.outputs else None
+                if not steps:
+                    raise BackendError(f"agent {requests[i].agent}: vLLM returned no log-probabilities for {model}")
+                top = {lp.decoded_token: lp.logprob for lp in steps[0].values() if lp.decoded_token is not None}
+                out[i] = options_from_top(top, requests[i].options, requests[i].agent)
+        return out  # type: ignore[return-value]
 
     def _call(self, llm: Any, reqs: list[GenerationRequest], params: list[Any], is_chat: bool) -> list[Any]:
         if is_chat:

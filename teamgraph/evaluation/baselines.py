@@ -3,8 +3,9 @@
 - :func:`held_out_best_single`: the best single agent *chosen on other items* (two-fold cross-fit:
   chosen on one half, scored on the other, and back), so the choice never sees the items it is scored on.
 - :func:`random_team_outcomes`: many random teams of a size, each item's correctness per draw.
-- Self-consistency of an agent (k samples, majority vote) is
-  :func:`teamgraph.evaluation.likelihood.self_consistency_answers`; score it with
+- Self-consistency of an agent (k samples, majority vote): :func:`vote_samples` over k generated replies
+  (each sampled with its own evaluation seed), or, for likelihood answers, draws from the stored option
+  distribution (:func:`teamgraph.evaluation.likelihood.self_consistency_answers`). Score either with
   :func:`teamgraph.evaluation.voting.item_correctness` like any team of one.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from teamgraph.errors import InputError
-from teamgraph.evaluation.voting import _correct, _table, split_items
+from teamgraph.evaluation.voting import _correct, _table, item_rng, majority_vote, split_items
 
 
 def held_out_best_single(
@@ -64,3 +65,25 @@ def random_team_outcomes(
     draws = [_correct(t, list(rng.choice(pool, size=size, replace=False)), protocol, seed, None)[0]
              for _ in range(n_draws)]
     return pd.DataFrame(np.column_stack(draws), index=pd.Index(t.item_ids, name="item_id"))
+
+
+def vote_samples(samples: pd.DataFrame, k: int, seed: int = 0, name: str | None = None) -> pd.DataFrame:
+    """Self-consistency from sampled answers: each item's majority over its first ``k`` samples.
+
+    ``samples`` has columns item_id, sample (0, 1, ...) and answer (normalised, None = abstain) for
+    one agent; samples 0..k-1 must all be there. Ties are broken by a seeded draw per item, as in team
+    votes. Returns (item_id, agent, answer) with agent ``name`` (default ``"x<k>"``).
+    """
+    if k < 1:
+        raise InputError(f"self-consistency needs k >= 1, got {k}")
+    first = samples[samples["sample"] < k]
+    counts = first.groupby("item_id")["sample"].nunique()
+    short = counts[counts < k]
+    if not short.empty:
+        raise InputError(f"self-consistency x{k} needs {k} samples per item; item {short.index[0]!r} has {short.iloc[0]}")
+    rows = []
+    for item_id, group in first.sort_values("sample").groupby("item_id", sort=True):
+        answers = [None if pd.isna(a) else str(a) for a in group["answer"]]
+        vote, _tied = majority_vote(answers, item_rng(seed, str(item_id)))
+        rows.append((str(item_id), name or f"x{k}", vote))
+    return pd.DataFrame(rows, columns=["item_id", "agent", "answer"], dtype=object)

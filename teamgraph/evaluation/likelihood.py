@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from teamgraph.backends.base import Backend, OptionScorer, ScoreRequest
-from teamgraph.errors import BackendError, InputError
+from teamgraph.backends.base import Backend, ContinuationScorer, OptionScorer, ScoreRequest
+from teamgraph.errors import InputError, RequestFailed
 from teamgraph.evaluation.extraction import LETTERS, format_question
 from teamgraph.roster import Agent
 from teamgraph.store import Store, stable_hash
@@ -56,9 +56,10 @@ def option_distribution_logits(raw: Mapping[str, Any]) -> dict[str, float]:
     return {k: (float(v[0]) if isinstance(v, list) else float(v)) for k, v in raw.items()}
 
 
-def can_score(backend: Backend) -> bool:
-    """Whether ``backend`` reads next-token log-probabilities (see ``backends.base.OptionScorer``)."""
-    return isinstance(backend, OptionScorer)
+def can_score(backend: Backend, mode: str = "likelihood") -> bool:
+    """Whether ``backend`` can score options in ``mode``: next-token log-probabilities for ``likelihood``
+    (``backends.base.OptionScorer``), whole continuations for ``cloze`` (``ContinuationScorer``)."""
+    return isinstance(backend, ContinuationScorer if mode == "cloze" else OptionScorer)
 
 
 def _key(agent: Agent, identity: Any, item_id: str, request: ScoreRequest, mode: str, texts: Sequence[str]) -> str:
@@ -112,8 +113,10 @@ def collect_likelihood_answers(
             for key in chunk:
                 agent, item, req = unique[key]
                 backend = backends[agent.backend]
-                if not can_score(backend):
-                    raise InputError(f"agent {agent.name}: its backend '{agent.backend}' gives no log-probabilities")
+                if not can_score(backend, mode):
+                    raise InputError(f"agent {agent.name}: its backend '{agent.backend}' cannot do {mode} scoring "
+                                     "(no log-probabilities" + (" of whole continuations" if mode == "cloze" else "")
+                                     + "); use generation")
                 raw: dict[str, Any] = {}
                 status = "ok"
                 try:
@@ -123,7 +126,7 @@ def collect_likelihood_answers(
                         raw = {o: [lp, n, len(t)] for o, (lp, n), t in zip(req.options, scored, texts)}
                     else:
                         [raw] = backend.option_logprobs([req])  # type: ignore[attr-defined]
-                except BackendError as exc:  # e.g. a prompt longer than the context: this item abstains, as in generation
+                except RequestFailed as exc:  # e.g. a prompt longer than the context: this item abstains, as in generation
                     raw, status = {"error": str(exc)}, "error"
                 rows.append({"key": key, "agent": agent.name, "benchmark": str(item["benchmark"]),
                              "item_id": str(item["item_id"]), "round": 0,

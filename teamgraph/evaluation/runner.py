@@ -302,12 +302,13 @@ def check_benchmarks(benchmarks: Sequence[str]) -> tuple[str, ...]:
     return _check_names("benchmark", benchmarks, BENCHMARKS)
 
 
-def sample_groups(benchmarks: Sequence[str], n_items: int | None, seed: int,
+def sample_groups(benchmarks: Sequence[str], n_items: int | None | Mapping[str, int | None], seed: int,
                   source: str = "packaged") -> pd.DataFrame:
-    """Sampled items of every benchmark group, with a ``group`` column."""
+    """Sampled items of every benchmark group, with a ``group`` column (``n_items``: one or per group)."""
     frames = []
     for name in benchmarks:
-        items = load_benchmark(name, n_items=n_items, seed=seed, source=source)
+        n = n_items.get(name) if isinstance(n_items, Mapping) else n_items
+        items = load_benchmark(name, n_items=n, seed=seed, source=source)
         frames.append(items.assign(group=name))
     return pd.concat(frames, ignore_index=True)
 
@@ -339,7 +340,6 @@ def evaluate(
     ev = config.evaluation
     benchmarks = check_benchmarks(list(benchmarks) if benchmarks is not None else list(ev.benchmarks))
     protocols = check_protocols(list(protocols))
-    n_items = ev.n_items if n_items is None else n_items
     if n_items is not None and n_items < 1:
         raise InputError(f"n_items must be >= 1, got {n_items}")
     if debate_rounds < 1 and "debate" in protocols:
@@ -349,7 +349,8 @@ def evaluate(
     if random_draws < 1:
         raise InputError(f"random_draws must be >= 1, got {random_draws}")
     roster = config.agents.names
-    items = sample_groups(benchmarks, n_items, seed, source)
+    sizes = {g: ev.for_benchmark(g).n_items if n_items is None else n_items for g in benchmarks}
+    items = sample_groups(benchmarks, sizes, seed, source)
     specs = {g: community_teams(g, teams, roster) for g in benchmarks}  # validate teams before any model call
     curated = [TeamSpec("curated", tuple(m), label) for label, m in curated_teams(config.agents.labels()).items()]
     timings: dict[str, float] = {}
@@ -368,11 +369,12 @@ def evaluate(
         identity = backend_info(config.agents, backends)
         t0 = time.perf_counter()
         per_group = {}
-        for group in benchmarks:  # each group in its own scoring mode (evaluation.scoring)
+        for group in benchmarks:  # each group with its own settings (evaluation.per_benchmark)
             g_items = items[items["group"] == group].drop(columns="group")
+            own = ev.for_benchmark(group)
             per_group[group] = collect_answers(list(config.agents), g_items, backends, db, seed=seed,
-                                               max_tokens=ev.max_tokens, identity=identity, progress=progress,
-                                               scoring=ev.scoring_for(group))
+                                               max_tokens=own.max_tokens, identity=identity, progress=progress,
+                                               scoring=own.scoring)
         timings["answers_s"] = time.perf_counter() - t0
         debates: dict[str, pd.DataFrame] = {}
         if "debate" in protocols:
@@ -383,7 +385,7 @@ def evaluate(
                 if group_teams:
                     g_items = items[items["group"] == group].drop(columns="group")
                     debates[group] = run_debates(group_teams, g_items, backends, db, rounds=debate_rounds, seed=seed,
-                                                 max_tokens=ev.max_tokens, identity=identity,
+                                                 max_tokens=ev.for_benchmark(group).max_tokens, identity=identity,
                                                  progress=progress).assign(group=group)
             timings["debate_s"] = time.perf_counter() - t0
 
@@ -410,9 +412,10 @@ def evaluate(
         single=pd.concat(singles, ignore_index=True)[["group", "agent", "accuracy", "n_abstain"]],
         debates=pd.concat(debates.values(), ignore_index=True) if debates else pd.DataFrame(),
         weights=weights,
-        settings={"benchmarks": list(benchmarks), "n_items": n_items, "seed": seed, "protocols": list(protocols),
+        settings={"benchmarks": list(benchmarks), "n_items": sizes, "seed": seed, "protocols": list(protocols),
                   "debate_rounds": debate_rounds if "debate" in protocols else 0, "random_draws": random_draws,
-                  "max_tokens": ev.max_tokens, "scoring": ev.scoring, "run": config.name},
+                  "max_tokens": {g: ev.for_benchmark(g).max_tokens for g in benchmarks},
+                  "scoring": {g: ev.scoring_for(g) for g in benchmarks}, "run": config.name},
         timings=timings,
     )
     if out_dir is not None:
