@@ -20,6 +20,7 @@ from .embedding import Embedder
 from .graph import build_graphs
 from .scoring import relationship_values
 from .significance import permutation_test
+from .lease import hold_store
 from .store import Store
 from .teams import export_teams
 from .validation import label_agreement, label_kinds
@@ -62,14 +63,28 @@ def plan(config: RunConfig, backends: dict[str, Backend] | None = None) -> list[
     return plan_conversations(config.agents, config.topics, config.conversation, ident)
 
 
+def store_path_of(config: RunConfig, out_dir: str | Path | None = None, store_path: str | Path | None = None) -> Path:
+    """The store a run of ``config`` uses: ``store_path``, else the config's ``store``, else ``<out>/store.sqlite``."""
+    return Path(store_path or config.store or Path(out_dir or config.output) / "store.sqlite")
+
+
 def run(config: RunConfig, out_dir: str | Path | None = None, store_path: str | Path | None = None,
-        progress: bool = True, figures: bool = True) -> RunResult:
-    """Run (or resume) the whole pipeline of ``config`` and write teams JSON and figures to ``out_dir``."""
-    out = Path(out_dir or config.output)
+        progress: bool = True, figures: bool = True, wait: bool = False) -> RunResult:
+    """Run (or resume) the whole pipeline of ``config`` and write teams JSON and figures to ``out_dir``.
+
+    The run holds its store's writer lease throughout (``StoreBusyError`` when another writer holds
+    it; with ``wait``, waits for it), taken before any backend opens and released on any exit.
+    """
+    path = store_path_of(config, out_dir, store_path)
+    with hold_store(path, wait=wait):
+        return _run(config, Path(out_dir or config.output), path, progress, figures)
+
+
+def _run(config: RunConfig, out: Path, store_path: Path, progress: bool, figures: bool) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(Store(store_path or config.store or out / "store.sqlite"))
+        store = stack.enter_context(Store(store_path))
         with contextlib.ExitStack() as models:  # closed before the embedder loads: peak memory is one, not both
             backends = open_backends(config)
             for backend in backends.values():

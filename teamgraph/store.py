@@ -3,6 +3,8 @@
 The store is the spine of a run. Re-running the same command finds what exists and computes only
 what is missing; each utterance is committed as soon as it arrives, so a crash loses at most the
 calls in flight. WAL mode lets a notebook read while a run writes.
+
+A store has one writer at a time: see :mod:`teamgraph.lease`.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from .conversations import Conversation, Utterance
 from .errors import InputError
+
 
 SCHEMA_VERSION = 1
 

@@ -197,8 +197,10 @@ def _halves(item_ids: Any, seed: int) -> tuple[list[str], list[str]]:
     return split_items(list(map(str, item_ids)), 0.5, seed)
 
 
-def run_study(config: RunConfig, progress: bool = True) -> StudyResult:
-    """Run or resume ``config`` end to end and measure recovery and team quality (see the module docstring)."""
+def run_study(config: RunConfig, progress: bool = True, wait: bool = False) -> StudyResult:
+    """Run or resume ``config`` end to end and measure recovery and team quality (see the module docstring).
+
+    Holds the store's writer lease throughout (``wait``: wait for another writer to finish)."""
     import contextlib
 
     from .embedding import Embedder
@@ -206,6 +208,7 @@ def run_study(config: RunConfig, progress: bool = True) -> StudyResult:
     from .evaluation.baselines import vote_samples
     from .evaluation.benchmarks import load_benchmark
     from .pipeline import open_backends, preflight, run
+    from .lease import hold_store
     from .store import Store
     from .validation import label_kinds
 
@@ -218,11 +221,12 @@ def run_study(config: RunConfig, progress: bool = True) -> StudyResult:
     if not ev.benchmarks:
         raise InputError("a study needs at least one benchmark (evaluation.benchmarks)")
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    result = run(config, progress=progress)
-    timings["run_s"] = time.perf_counter() - t0
     store_path = config.store or Path(config.output) / "store.sqlite"
     with contextlib.ExitStack() as stack:
+        stack.enter_context(hold_store(store_path, wait=wait))  # one writer per store, for the run and the answers
+        t0 = time.perf_counter()
+        result = run(config, progress=progress)
+        timings["run_s"] = time.perf_counter() - t0
         store = stack.enter_context(Store(store_path))
         t0 = time.perf_counter()
         embedder = Embedder(config.scoring.embedder, device=config.scoring.device,

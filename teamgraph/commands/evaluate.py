@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--debate-rounds", type=int, default=1, help="debate rounds after the first answers (default: 1)")
     ev.add_argument("--random-draws", type=int, default=None, help="random teams drawn per size (default: the config's)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.add_argument("--wait", action="store_true",
+                    help="if another run writes to the store, wait for it to finish instead of exiting")
     ev.set_defaults(func=command)
 
 
@@ -29,6 +31,8 @@ def command(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..errors import InputError
     from ..evaluation.runner import DEFAULT_PROTOCOLS, check_protocols, check_benchmarks, evaluate, load_teams
+    from ..pipeline import store_path_of
+    from ..lease import hold_store
 
     start = time.perf_counter()
     config = load_config(args.config)
@@ -41,20 +45,21 @@ def command(args: argparse.Namespace) -> int:
         raise InputError(f"--debate-rounds must be >= 1, got {args.debate_rounds}")
     if args.random_draws is not None and args.random_draws < 1:
         raise InputError(f"--random-draws must be >= 1, got {args.random_draws}")
-    if args.teams_from is not None:
-        if not args.teams_from.exists():
-            raise InputError(f"--teams-from {args.teams_from}: no such file or folder")
-        teams = load_teams(args.teams_from)
-    else:
-        from ..pipeline import run
-
-        run_result = run(config, out_dir=config.output, store_path=args.store, progress=not args.quiet, figures=False)
-        teams = run_result.partitions
+    if args.teams_from is not None and not args.teams_from.exists():
+        raise InputError(f"--teams-from {args.teams_from}: no such file or folder")
     out = Path(args.out) if args.out else Path(config.output) / "evaluation"
-    store = args.store or config.store or Path(config.output) / "store.sqlite"
-    result = evaluate(config, teams, benchmarks=benchmarks, n_items=args.n_items, store=store, protocols=protocols,
-                      debate_rounds=args.debate_rounds, out_dir=out, random_draws=args.random_draws,
-                      progress=not args.quiet)
+    store = store_path_of(config, config.output, args.store)
+    with hold_store(store, wait=args.wait):  # one writer per store, across the run and the answers
+        if args.teams_from is not None:
+            teams = load_teams(args.teams_from)
+        else:
+            from ..pipeline import run
+
+            run_result = run(config, out_dir=config.output, store_path=store, progress=not args.quiet, figures=False)
+            teams = run_result.partitions
+        result = evaluate(config, teams, benchmarks=benchmarks, n_items=args.n_items, store=store, protocols=protocols,
+                          debate_rounds=args.debate_rounds, out_dir=out, random_draws=args.random_draws,
+                          progress=not args.quiet)
     print(result.summary().to_string(index=False))
     print("strict: majority with ties counted wrong; weighted: weights fitted on the other half of the items; "
           "random: mean ± std over draws")

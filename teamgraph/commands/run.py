@@ -11,6 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--out", default=None, help="output folder (default: the config's output)")
     run.add_argument("--store", default=None, help="SQLite store (default: <out>/store.sqlite)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run writes to the store, wait for it to finish instead of exiting")
     run.set_defaults(func=run_command)
 
     plan = sub.add_parser("plan", help="dry run: count conversations and estimate tokens and time")
@@ -24,7 +26,7 @@ def run_command(args: argparse.Namespace) -> int:
     from ..significance import verdict
 
     config = load_config(args.config)
-    result = run(config, out_dir=args.out, store_path=args.store, progress=not args.quiet)
+    result = run(config, out_dir=args.out, store_path=args.store, progress=not args.quiet, wait=args.wait)
     for topic, partition in result.partitions.items():
         teams = "; ".join(", ".join(t) for t in partition.teams) or "none"
         alone = f" | alone: {', '.join(partition.isolates)}" if partition.isolates else ""

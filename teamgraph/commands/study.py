@@ -12,6 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     study.add_argument("config", type=Path, help="run config (YAML) whose agents carry family: and role: labels")
     study.add_argument("--report", type=Path, default=Path("docs/study.md"), help="markdown report (default: %(default)s)")
     study.add_argument("--quiet", action="store_true", help="no progress bars")
+    study.add_argument("--wait", action="store_true",
+                       help="if another run writes to the store, wait for it to finish instead of exiting")
     study.set_defaults(func=command)
 
 
@@ -20,7 +22,7 @@ def command(args: argparse.Namespace) -> int:
     from ..study import run_study, write_study_report
 
     config = load_config(args.config)
-    result = run_study(config, progress=not args.quiet)
+    result = run_study(config, progress=not args.quiet, wait=args.wait)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("recovery", "agents", "teams", "tests"):

@@ -5,6 +5,7 @@ Both read stored conversations (no model calls unless ``--run``) and print a tab
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="embedder device: cpu, cuda, ... (default: cuda when available)")
     p.add_argument("--csv", type=Path, default=None, help="also write the full table as CSV")
     p.add_argument("--run", action="store_true", help="generate planned conversations missing from the store")
+    p.add_argument("--wait", action="store_true",
+                   help="with --run: wait until the store's writer (a run on the same store) has finished")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +68,7 @@ def _inputs(args: argparse.Namespace, config, repeats: int | None = None):
     """Conversations (+ repeat index), agents, store and embedder for either input form."""
     from ..embedding import Embedder
     from ..errors import InputError
+    from ..lease import hold_store
     from ..store import Store
     from ..sweep import config_conversations
 
@@ -77,8 +81,10 @@ def _inputs(args: argparse.Namespace, config, repeats: int | None = None):
             config = dataclasses.replace(config, topics=tuple(t for t in config.topics if t in wanted))
         if repeats is not None and repeats != config.conversation.repeats:  # load only the repeats compared
             config = dataclasses.replace(config, conversation=dataclasses.replace(config.conversation, repeats=repeats))
-        convs, repeat_of = config_conversations(config, args.store, run_missing=args.run, progress=True)
         store_path = args.store or config.store or Path(config.output) / "store.sqlite"
+        # generating (--run) writes conversations: one writer per store; reading needs no lease
+        with hold_store(store_path, wait=args.wait) if args.run else contextlib.nullcontext():
+            convs, repeat_of = config_conversations(config, args.store, run_missing=args.run, progress=True)
         store = Store(store_path)
         embedder = Embedder(getattr(args, "embedder", None) or config.scoring.embedder,
                             device=args.device or config.scoring.device, batch_size=config.scoring.batch_size, store=store)

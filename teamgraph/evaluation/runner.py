@@ -35,6 +35,7 @@ from teamgraph.evaluation.voting import (
     single_agent_scores,
     split_items,
 )
+from teamgraph.lease import hold_store
 from teamgraph.store import Store
 
 #: Team protocols ``evaluate`` knows; ``debate`` makes model calls per team, so it is off by default.
@@ -356,9 +357,11 @@ def evaluate(
     timings: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         if isinstance(store, Store):
-            db = store
+            db = store  # the caller's store: the caller holds its lease (hold_store) if it needs one
         else:
-            db = stack.enter_context(Store(store or config.store or Path(config.output) / "store.sqlite"))
+            path = store or config.store or Path(config.output) / "store.sqlite"
+            stack.enter_context(hold_store(path))  # one writer per store, before any backend opens
+            db = stack.enter_context(Store(path))
         if backends is None:
             from teamgraph.pipeline import open_backends, preflight
 
