@@ -49,7 +49,13 @@ class Threshold:
 
 
 def edge_mask(values: pd.DataFrame, threshold: Threshold) -> tuple[np.ndarray, float | None]:
-    """Which value rows survive ``threshold``, and the cut-off value used (None for none/top_k)."""
+    """Which value rows (one per agent pair) survive ``threshold``, and the cut-off used (None for none/top_k).
+
+    ``mean`` and ``quantile`` keep the rows at or above the cut-off; ``top_k`` keeps a pair when it
+    is among the ``k`` strongest pairs of either of its agents, ties going to the partner whose
+    name sorts first. This is the one implementation: ``build_graph`` and the significance test's
+    null graphs both use it.
+    """
     w = values["weight"].to_numpy(dtype=float)
     if threshold.rule == "none" or len(w) == 0:
         return np.ones(len(w), dtype=bool), None
@@ -59,16 +65,16 @@ def edge_mask(values: pd.DataFrame, threshold: Threshold) -> tuple[np.ndarray, f
     if threshold.rule == "quantile":
         cut = float(np.quantile(w, threshold.q))
         return w >= cut, cut
-    # top_k: keep an edge when it is among the k strongest of either endpoint (ties by name).
-    frame = values.reset_index(drop=True)
-    idx = np.arange(len(frame))
-    ends = pd.concat([
-        pd.DataFrame({"node": frame["agent_a"], "other": frame["agent_b"], "weight": w, "row": idx}),
-        pd.DataFrame({"node": frame["agent_b"], "other": frame["agent_a"], "weight": w, "row": idx}),
-    ]).sort_values(["node", "weight", "other"], ascending=[True, False, True])
-    keep = np.zeros(len(w), dtype=bool)
-    keep[ends.groupby("node").head(threshold.k)["row"].to_numpy()] = True
-    return keep, None
+    ends = np.concatenate([values["agent_a"].to_numpy(), values["agent_b"].to_numpy()]).astype(str)
+    names, index = np.unique(ends, return_inverse=True)  # sorted names: column order breaks ties
+    i, j = index[:len(w)], index[len(w):]
+    strength = np.full((len(names), len(names)), -np.inf)  # -inf: pair not measured
+    strength[i, j] = strength[j, i] = w
+    strongest = np.argsort(-strength, axis=1, kind="stable")[:, :threshold.k]
+    top = np.zeros(strength.shape, dtype=bool)
+    np.put_along_axis(top, strongest, True, axis=1)
+    top &= np.isfinite(strength)
+    return (top | top.T)[i, j], None
 
 
 def build_graph(
@@ -80,15 +86,17 @@ def build_graph(
     """Build the language-model graph of one topic (or of all topics when ``topic`` is None).
 
     Weak edges are removed by ``threshold``, and so are edges of value <= 0 (modularity needs
-    non-negative weights). Edges carry ``weight``, ``n_conversations`` and ``conversations``
-    (provenance ids). Nodes are
-    every agent seen in ``values`` (plus ``agents``), in sorted order, with their public attributes.
+    non-negative weights; values that are all 0 give a graph without edges, where every agent is an
+    isolate). Edges carry ``weight``, ``n_conversations`` and ``conversations`` (provenance ids).
+    Nodes are every agent seen in ``values`` (plus ``agents``), in sorted order, with their public
+    attributes. Agent names that are not strings (``0, 1, 2``) become strings (``"0", "1", "2"``),
+    as ``agents`` keys do; names that collide as text, missing names, and weights that are not
+    finite numbers raise InputError naming the row.
 
     >>> g = build_graph(values, threshold="mean", topic="mathematics")  # doctest: +SKIP
     >>> sorted(g.nodes)[:2], g.graph["threshold"]                       # doctest: +SKIP
     """
-    check_values(values)
-    values = values.copy()
+    values = _checked_values(values)
     if "n_conversations" not in values:
         values["n_conversations"] = 1
     if "conversation_ids" not in values:
@@ -102,9 +110,9 @@ def build_graph(
         selected = aggregate_topics(values)
         topic_name = "all"
     else:
-        topics = sorted(values["topic"].unique())
+        topics = sorted(values["topic"].unique(), key=str)
         if topic not in topics:
-            raise InputError(f"topic '{topic}' not in relationship values (have: {', '.join(topics)})")
+            raise InputError(f"topic '{topic}' not in relationship values (have: {', '.join(map(str, topics))})")
         selected = values[values["topic"] == topic]
         topic_name = topic
     if selected.duplicated(["agent_a", "agent_b"]).any():
@@ -128,11 +136,40 @@ def build_graph(
 
 def build_graphs(values: pd.DataFrame, threshold: str | Threshold = "mean", agents: Any = None) -> dict[str, nx.Graph]:
     """One graph per topic plus the all-topics aggregate under the key ``"all"``."""
-    check_values(values)
-    graphs = {t: build_graph(values, threshold, t, agents) for t in sorted(values["topic"].unique())}
+    _checked_values(values)
+    graphs = {t: build_graph(values, threshold, t, agents) for t in sorted(values["topic"].unique(), key=str)}
     if len(graphs) > 1 or "all" not in graphs:
         graphs["all"] = build_graph(values, threshold, None, agents)
     return graphs
+
+
+def _checked_values(values: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``values`` with string agent names and float weights, or InputError naming the bad row."""
+    if isinstance(values, pd.DataFrame) and {"agent_a", "agent_b", "topic", "weight"} <= set(values.columns):
+        values = values.copy()
+        weights = pd.to_numeric(values["weight"], errors="coerce").to_numpy(dtype=float)
+        for col in ("agent_a", "agent_b"):
+            missing = values[col].isna().to_numpy()
+            if missing.any():
+                raise InputError(f"relationship values: row {int(np.argmax(missing))} has no {col} (missing agent name)")
+        bad = ~np.isfinite(weights)
+        if bad.any():
+            row = values.iloc[int(np.argmax(bad))]
+            shown = repr(row["weight"]) if isinstance(row["weight"], str) else str(row["weight"])
+            more = f" ({int(bad.sum())} rows in all)" if bad.sum() > 1 else ""
+            raise InputError(f"relationship values: pair ({row['agent_a']!r}, {row['agent_b']!r}) in topic "
+                             f"{row['topic']!r} has weight {shown}; weights must be finite numbers, not NaN or "
+                             f"infinite{more}")
+        as_text: dict[str, Any] = {}
+        for name in pd.unique(values[["agent_a", "agent_b"]].to_numpy().ravel()):
+            other = as_text.setdefault(str(name), name)
+            if other != name:
+                raise InputError(f"relationship values: agent names {other!r} and {name!r} are the same as text; rename one")
+        values["agent_a"] = values["agent_a"].map(str)
+        values["agent_b"] = values["agent_b"].map(str)
+        values["weight"] = weights
+    check_values(values)  # missing columns
+    return values
 
 
 def _agent_attributes(agents: Any) -> dict[str, dict]:

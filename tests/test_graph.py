@@ -1,9 +1,11 @@
 import networkx as nx
+import numpy as np
 import pandas as pd
 import pytest
 
 import teamgraph as tg
 from teamgraph.errors import InputError
+from teamgraph.graph import Threshold, edge_mask
 
 
 def values_frame(rows, topic="t"):
@@ -84,3 +86,56 @@ def test_missing_columns_and_nan_weights():
         tg.build_graph(pd.DataFrame({"agent_a": ["a"], "agent_b": ["b"], "topic": ["t"]}))
     with pytest.raises(InputError, match="NaN"):
         tg.build_graph(values_frame([("a", "b", float("nan"))]), "none", "t")
+
+
+def top_k_reference(values, k):
+    """The top_k rule spelt out: each agent's k strongest pairs (ties: partner name), kept if either end keeps it."""
+    keep = set()
+    for agent in set(values["agent_a"]) | set(values["agent_b"]):
+        mine = [(-w, b if a == agent else a, row) for row, (a, b, w) in
+                enumerate(zip(values["agent_a"], values["agent_b"], values["weight"])) if agent in (a, b)]
+        keep |= {row for *_, row in sorted(mine)[:k]}
+    return np.array([row in keep for row in range(len(values))])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_top_k_mask_matches_the_rule_with_ties_and_missing_pairs(k):
+    rng = np.random.default_rng(k)
+    for trial in range(20):
+        names = [f"n{i}" for i in rng.permutation(7)]
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if rng.random() < 0.7]
+        weights = np.round(rng.normal(0.2, 0.5, len(pairs)), 1)  # ties and negatives on purpose
+        values = values_frame([(a, b, w) for (a, b), w in zip(pairs, weights)])
+        keep, cut = edge_mask(values, Threshold.parse(f"top_k:{k}"))
+        assert cut is None and np.array_equal(keep, top_k_reference(values, k))
+
+
+def test_integer_agent_names_become_strings():
+    g = tg.build_graph(values_frame([(1, 2, 0.9), (2, 10, 0.1), (3, 1, 0.5)]), "none", "t", agents={7: {"model": "m"}})
+    assert list(g.nodes) == ["1", "10", "2", "3", "7"] and g.nodes["7"] == {"model": "m"}
+    assert edges(g) == [("1", "2"), ("1", "3"), ("10", "2")]
+    p = tg.find_communities(g, n_seeds=2)
+    assert sorted(n for c in p.communities for n in c) == sorted(g.nodes)
+    mixed = values_frame([(1, "b", 0.5), ("a", "b", 0.2)])  # mixed types used to fail on sorting
+    assert list(tg.build_graph(mixed, "none", "t").nodes) == ["1", "a", "b"]
+    with pytest.raises(InputError, match="same as text"):
+        tg.build_graph(values_frame([(1, "1", 0.5)]), "none", "t")
+    with pytest.raises(InputError, match="no agent_b"):
+        tg.build_graph(values_frame([("a", None, 0.5)]), "none", "t")
+
+
+@pytest.mark.parametrize("threshold", ["mean", "none", "quantile:0.5", "top_k:1"])
+def test_values_that_are_all_zero_give_an_edgeless_graph_of_isolates(threshold):
+    g = tg.build_graph(values_frame([("a", "b", 0.0), ("a", "c", 0.0), ("b", "c", 0.0)]), threshold, "t")
+    assert list(g.nodes) == ["a", "b", "c"] and g.number_of_edges() == 0
+    p = tg.find_communities(g, n_seeds=3)
+    assert p.isolates == ["a", "b", "c"] and p.modularity == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), "heavy", None])
+def test_weights_that_are_not_finite_numbers_name_the_pair(bad):
+    v = values_frame([("a", "b", 0.5), ("b", "c", bad), ("c", "a", 0.2)])
+    with pytest.raises(InputError, match=r"pair \('b', 'c'\) in topic 't'.*finite"):
+        tg.build_graph(v, "none", "t")
+    with pytest.raises(InputError, match=r"pair \('b', 'c'\)"):
+        tg.build_graphs(v)

@@ -7,10 +7,8 @@ import pytest
 
 import teamgraph as tg
 from teamgraph.errors import InputError
-from teamgraph.graph import Threshold, edge_mask
-from teamgraph.significance import (
-    Significance, _thresholded, _topic_pairs, modularity_matrix_q, permutation_test, top_k_mask, verdict, weight_gap,
-)
+from teamgraph.graph import Threshold
+from teamgraph.significance import Significance, _thresholded, _topic_pairs, permutation_test, verdict, weight_gap
 
 GROUPS = [["m1", "m2", "m3", "m4"], ["d1", "d2", "d3", "d4"], ["c1", "c2", "c3", "c4"]]
 
@@ -31,7 +29,10 @@ def shuffled(values, seed):
 
 
 def analysed(values, threshold="mean", n_permutations=200, seed=0, **kw):
+    """A 5-seed partition and its test; the null runs one seed per graph unless told (5x cheaper: these
+    tests check the null's calibration; the default, the partition's own seeds, is tested below)."""
     partition = tg.find_communities(tg.build_graph(values, threshold=threshold, topic="t"), n_seeds=5, seed=0)
+    kw.setdefault("n_seeds", 1)
     return partition, permutation_test(partition, n_permutations=n_permutations, seed=seed, values=values, **kw)
 
 
@@ -93,23 +94,37 @@ def test_edges_null_keeps_topology_and_is_conservative_after_thresholding():
 def test_n_seeds_none_tests_the_partitions_own_modularity():
     partition, sig = analysed(planted_values(p_in=0.6, p_out=0.4, noise=0.4), n_permutations=30, n_seeds=None)
     assert sig.n_seeds == 5
-    assert sig.modularity == pytest.approx(partition.modularity)
+    assert sig.modularity == partition.modularity
 
 
-def test_modularity_and_gap_match_hand_and_networkx_values():
-    rng = np.random.default_rng(0)
-    for resolution in (0.5, 1.0, 2.0):
-        adj = np.triu(rng.uniform(0, 1, (7, 7)) * (rng.uniform(size=(7, 7)) > 0.3), 1)
-        adj = adj + adj.T
-        labels = rng.integers(0, 3, 7)
-        g = nx.from_numpy_array(adj)
-        groups = [{i for i in range(7) if labels[i] == c} for c in set(labels)]
-        assert modularity_matrix_q(adj, labels, resolution) == pytest.approx(
-            nx.community.modularity(g, groups, weight="weight", resolution=resolution))
+def test_every_graph_goes_through_find_communities_with_the_partitions_settings(monkeypatch):
+    import teamgraph.significance as significance
+
+    values = planted_values(p_in=0.6, p_out=0.4, noise=0.4)
+    partition = tg.find_communities(tg.build_graph(values, threshold="mean", topic="t"), resolution=0.9, n_seeds=4, seed=3)
+    calls = []
+    real = significance.find_communities
+
+    def spy(graph, **kw):
+        calls.append(kw)
+        return real(graph, **kw)
+
+    monkeypatch.setattr(significance, "find_communities", spy)
+    sig = permutation_test(partition, 7, values=values)  # default: the partition's own seeds
+    # the observed graph is the partition's own graph and settings: the exported partition itself
+    assert sig.modularity == partition.modularity and len(calls) == 7
+    assert all(kw == {"resolution": 0.9, "n_seeds": 4, "seed": 3, "backend": partition.settings["backend"]} for kw in calls)
+    calls.clear()
+    sig = permutation_test(partition, 7, values=values, n_seeds=1)  # one seed: the observed graph is detected again
+    assert len(calls) == 8 and all(kw["n_seeds"] == 1 and kw["seed"] == 3 for kw in calls)
+    one = real(partition.graph, resolution=0.9, n_seeds=1, seed=3)
+    assert sig.modularity == one.modularity
+
+
+def test_weight_gap_by_hand():
     adj = np.array([[0, 4, 1], [4, 0, 0], [1, 0, 0]], dtype=float)
     assert weight_gap(adj, np.array([0, 0, 1])) == pytest.approx(4 - 0.5)  # within 4; between (1 + 0) / 2
     assert weight_gap(adj, np.array([0, 0, 0])) == 0.0
-    assert modularity_matrix_q(np.zeros((3, 3)), np.array([0, 1, 2])) == 0.0
 
 
 @pytest.mark.parametrize("rule", ["none", "mean", "quantile:0.3", "quantile:0.9", "top_k:1", "top_k:2", "top_k:4"])
@@ -123,11 +138,12 @@ def test_null_thresholding_matches_build_graph(rule):
         pairs = _topic_pairs(values, graph, nodes)
         adj = _thresholded(pairs, pairs["weight"].to_numpy(), Threshold.parse(rule), len(nodes))
         assert np.array_equal(adj, nx.to_numpy_array(graph, nodelist=nodes, weight="weight"))
-        if rule.startswith("top_k"):
-            keep, _ = edge_mask(pairs, Threshold.parse(rule))
-            k = int(rule.split(":")[1])
-            got = top_k_mask(pairs["i"].to_numpy(), pairs["j"].to_numpy(), pairs["weight"].to_numpy(), len(nodes), k)
-            assert np.array_equal(got, keep)
+        # and on shuffled weights, as the null applies it, against build_graph on the shuffled values
+        perm = np.random.default_rng(trial).permutation(len(pairs))
+        shuffled_values = pairs[["agent_a", "agent_b"]].assign(topic="t", weight=pairs["weight"].to_numpy()[perm])
+        null_graph = tg.build_graph(shuffled_values, threshold=rule, topic="t")
+        null_adj = _thresholded(pairs, pairs["weight"].to_numpy()[perm], Threshold.parse(rule), len(nodes))
+        assert np.array_equal(null_adj, nx.to_numpy_array(null_graph, nodelist=nodes, weight="weight"))
 
 
 def test_all_topics_graph_uses_the_all_topics_mean():
