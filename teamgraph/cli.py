@@ -33,13 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: a name or a server's reply quoted in it may hold line breaks."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="teamgraph: %(levelname)s: %(message)s")
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except TeamgraphError as exc:
-        print(f"teamgraph: error: {exc}", file=sys.stderr)
+        print(f"teamgraph: error: {one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("teamgraph: interrupted; run the same command again to resume from the store", file=sys.stderr)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import string
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +24,24 @@ DEFAULT_INSTRUCTION = (
 )
 DEFAULT_TOPIC_LINE = "Let's discuss {topic}."
 BACKEND_TYPES = ("llamacpp", "openai", "vllm")
+#: Seeds reach numpy's RandomState (Louvain), which takes 0 <= seed < 2**32.
+SEED_LIMIT = 2**32
+#: Upper bounds that only catch typos (2**70 repeats would plan forever): far above any real run.
+MAX_TURNS = 1000
+MAX_REPEATS = 1000
+MAX_SEEDS = 10_000
+MAX_PERMUTATIONS = 1_000_000
+#: The key of the all-topics aggregate graph and partition (``teams_all.json``): no topic may map to it.
+AGGREGATE_TOPIC = "all"
+
+
+def file_slug(text: str) -> str:
+    """The file-name form of a topic (``teams_<slug>.json``, ``graph_<slug>.png``).
+
+    The same rule as ``pipeline._slug`` and ``viz.slug``: two topics with one slug would overwrite
+    each other's files, so the config loader refuses them.
+    """
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text).lower())[:60] or "topic"
 
 
 @dataclass(frozen=True)
@@ -33,7 +54,12 @@ class BackendConfig:
 
 @dataclass(frozen=True)
 class ConversationConfig:
-    """How each pairwise conversation runs (SPEC section 2)."""
+    """How each pairwise conversation runs (SPEC section 2).
+
+    ``topic_line`` is filled in with Python's ``str.format``: ``{topic}`` is its only placeholder (at
+    least once) and a literal brace is written doubled, ``{{`` or ``}}``; anything else is refused
+    when the config loads.
+    """
 
     turns: int = 6
     both_orders: bool = False
@@ -144,24 +170,56 @@ def _coerce(value: Any, tp: Any, where: str, src: str | None) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(where, f"expected a mapping, got {type(value).__name__}", src)
         inner = typing.get_args(tp)[1] if typing.get_args(tp) else Any
-        return {str(k): _coerce(v, inner, f"{where}.{k}", src) for k, v in value.items()}
+        return {_name(k): _coerce(v, inner, f"{where}.{_name(k)}", src) for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(where, f"expected a number, got {value!r}", src)
-        return float(value)
+            raise ConfigError(where, f"expected a number, got {_show(value)}", src)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(where, f"expected a finite number, got {_show(value)}", src)
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(where, f"expected an integer, got {value!r}", src)
+            raise ConfigError(where, f"expected an integer, got {_show(value)}", src)
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(where, f"expected true or false, got {value!r}", src)
+            raise ConfigError(where, f"expected true or false, got {_show(value)}", src)
         return value
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(where, f"expected a string, got {value!r}", src)
+            raise ConfigError(where, f"expected a string, got {_show(value)}", src)
+        if isinstance(value, int) and value.bit_length() > 64:
+            raise ConfigError(where, f"expected a string, got {_show(value)}", src)
         return str(value)
     return value
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for an error message: one line, at most ``limit`` characters, never raising
+    (an int of more than 4300 digits has no repr)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001  (a value nested too deep, or holding a huge int)
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _name(key: Any) -> str:
+    """A mapping key as text (keys are usually strings; YAML allows numbers, dates, null ...)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int) and key.bit_length() > 64:
+        return _show(key)
+    try:
+        return str(key)
+    except Exception:  # noqa: BLE001
+        return _show(key, 40)
 
 
 def _build(cls: type, data: Any, where: str, src: str | None) -> Any:
@@ -171,9 +229,9 @@ def _build(cls: type, data: Any, where: str, src: str | None) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     prefix = f"{where}." if where else ""
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted((k for k in data if k not in fields), key=_name)
     if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}", f"unknown field (allowed: {', '.join(fields)})", src)
+        raise ConfigError(f"{prefix}{_name(unknown[0])}", f"unknown field (allowed: {', '.join(fields)})", src)
     kwargs = {}
     for name, f in fields.items():
         if name in data:
@@ -192,27 +250,117 @@ def _validate_agent(agent: Agent, i: int, backends: Mapping[str, BackendConfig],
     w = f"agents[{i}]"
     _check_range(bool(agent.name.strip()), f"{w}.name", "must not be empty", src)
     _check_range(agent.backend in backends, f"{w}.backend",
-                 f"unknown backend '{agent.backend}' (defined: {', '.join(backends) or 'none'})", src)
+                 f"unknown backend {_show(agent.backend)} (defined: {', '.join(backends) or 'none'})", src)
     _check_range(agent.format in PROMPT_FORMATS, f"{w}.format",
-                 f"must be one of {', '.join(PROMPT_FORMATS)}, got '{agent.format}'", src)
+                 f"must be one of {', '.join(PROMPT_FORMATS)}, got {_show(agent.format)}", src)
     s = agent.sampling
     _check_range(s.max_tokens >= 1, f"{w}.sampling.max_tokens", "must be >= 1", src)
     _check_range(s.temperature >= 0, f"{w}.sampling.temperature", "must be >= 0", src)
     _check_range(0 < s.top_p <= 1, f"{w}.sampling.top_p", "must be in (0, 1]", src)
+    _refuse_secrets(s.extra, f"{w}.sampling.extra", src)
+    _check_json_data(s.extra, f"{w}.sampling.extra", src)
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+#: Key words of settings that hold credentials (matched on the key in lower case, ``-`` read as ``_``).
+_SECRET_WORDS = ("password", "passwd", "secret", "authorization", "api_key", "apikey", "credential", "cookie",
+                 "bearer", "private_key", "access_key")
+_SECRET_KEYS = frozenset({"key", "token", "auth", "pass", "pwd", "sig", "signature"})
+_SECRET_ENDINGS = ("_token", "_key", "_auth", "_pass", "_pwd")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SECRET_HINT = ("looks like a credential; secrets do not belong in the config (it is hashed into cache keys, "
+                "stored and shared): put the key in an environment variable and name that variable in the "
+                "backend's api_key_env")
+
+
+def is_secret_key(key: Any) -> bool:
+    """Whether a setting called ``key`` holds a credential (api_key, Authorization, access_token,
+    password, client_secret, ...). ``max_tokens`` and ``stop_token_ids`` do not."""
+    k = re.sub(r"[^a-z0-9]+", "_", _name(key).lower()).strip("_")
+    return k in _SECRET_KEYS or k.endswith(_SECRET_ENDINGS) or any(w in k for w in _SECRET_WORDS)
+
+
+def _refuse_secrets(value: Any, where: str, src: str | None, depth: int = 0) -> None:
+    """ConfigError naming the first key under ``value`` (nested mappings and lists too) that holds a credential."""
+    if depth > 20:
+        return
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            if is_secret_key(key):
+                raise ConfigError(f"{where}.{_name(key)}", _SECRET_HINT, src)
+            _refuse_secrets(inner, f"{where}.{_name(key)}", src, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for j, inner in enumerate(value):
+            _refuse_secrets(inner, f"{where}[{j}]", src, depth + 1)
+
+
+def _check_json_data(value: Any, where: str, src: str | None, depth: int = 0) -> None:
+    """``value`` is JSON data: it goes into request bodies and is hashed into cache keys as JSON."""
+    if depth > 32:
+        raise ConfigError(where, "nested too deeply", src)
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        _check_range(value.bit_length() <= 64, where, f"integer out of range ({_show(value)})", src)
+    elif isinstance(value, float):
+        _check_range(math.isfinite(value), where, f"expected a finite number, got {_show(value)}", src)
+    elif isinstance(value, Mapping):
+        for key, inner in value.items():
+            _check_range(isinstance(key, str), f"{where}.{_name(key)}",
+                         f"keys must be strings (got {type(key).__name__} {_show(key)}; quote it)", src)
+            _check_json_data(inner, f"{where}.{key}", src, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for j, inner in enumerate(value):
+            _check_json_data(inner, f"{where}[{j}]", src, depth + 1)
+    else:
+        raise ConfigError(where, f"expected JSON data (null, true/false, a number, a string, a list or a mapping), "
+                          f"got {type(value).__name__} {_show(value)}; quote it", src)
+
+
+def _validate_backend_settings(name: str, kind: str, settings: Mapping[str, Any], src: str | None) -> None:
+    """What can be checked of a backend's settings without importing it: no keys in the file."""
+    w = f"backends.{name}"
+    for key, value in settings.items():
+        if key == "api_key_env":
+            if value is not None and not (isinstance(value, str) and _ENV_NAME.fullmatch(value)):
+                # never echo the value: a user who pasted the key itself here would see it printed
+                raise ConfigError(f"{w}.api_key_env", "must be the NAME of an environment variable holding the "
+                                  "key (letters, digits and _), not the key itself", src)
+        elif is_secret_key(key):
+            raise ConfigError(f"{w}.{_name(key)}", _SECRET_HINT, src)
+        else:
+            _refuse_secrets(value, f"{w}.{_name(key)}", src)
+    if kind == "openai" and "base_url" in settings:
+        url = settings["base_url"]
+        if not isinstance(url, str) or not re.match(r"https?://[^/\s]", url):
+            raise ConfigError(f"{w}.base_url", "expected an http:// or https:// URL such as http://127.0.0.1:8000/v1",
+                              src)
+        if "?" in url or "#" in url:  # never echo it: the query is where keys get pasted
+            raise ConfigError(f"{w}.base_url", "must not have a query string or fragment (the client appends "
+                              "/completions after it, which breaks every request); an API key belongs in an "
+                              "environment variable named by api_key_env", src)
 
 
 def _validate_evaluation(ev: EvaluationConfig, src: str | None) -> None:
     from .evaluation.benchmarks import BENCHMARKS
 
+    for i, name in enumerate(ev.benchmarks):
+        _check_range(name in BENCHMARKS, f"evaluation.benchmarks[{i}]",
+                     f"unknown benchmark {_show(name)} (choose from: {', '.join(BENCHMARKS)})", src)
+    _check_range(len(set(ev.benchmarks)) == len(ev.benchmarks), "evaluation.benchmarks", "contains duplicates", src)
+    _check_range(0 <= ev.seed < SEED_LIMIT, "evaluation.seed", f"must be in 0 .. 2**32-1 (got {_show(ev.seed)})", src)
+    _check_range(ev.random_draws >= 1, "evaluation.random_draws", f"must be >= 1 (got {_show(ev.random_draws)})", src)
     unknown = sorted(set(ev.per_benchmark) - set(BENCHMARKS))
     _check_range(not unknown, f"evaluation.per_benchmark.{unknown[0] if unknown else ''}",
                  f"unknown benchmark (choose from: {', '.join(BENCHMARKS)})", src)
     for where, own in [("evaluation", ev)] + [(f"evaluation.per_benchmark.{k}", v) for k, v in ev.per_benchmark.items()]:
-        _check_range(own.n_items is None or own.n_items >= 1, f"{where}.n_items", f"must be >= 1 (got {own.n_items})", src)
+        _check_range(own.n_items is None or own.n_items >= 1, f"{where}.n_items",
+                     f"must be >= 1 (got {_show(own.n_items)})", src)
         _check_range(own.max_tokens is None or own.max_tokens >= 1, f"{where}.max_tokens",
-                     f"must be >= 1 (got {own.max_tokens})", src)
+                     f"must be >= 1 (got {_show(own.max_tokens)})", src)
         _check_range(own.scoring is None or own.scoring in SCORING_MODES, f"{where}.scoring",
-                     f"must be one of {', '.join(SCORING_MODES)}, got '{own.scoring}'", src)
+                     f"must be one of {', '.join(SCORING_MODES)}, got {_show(own.scoring)}", src)
 
 
 def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
@@ -226,15 +374,20 @@ def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
     backends = {}
     for name, spec in raw_backends.items():
         if not isinstance(spec, Mapping) or "type" not in spec:
-            raise ConfigError(f"backends.{name}.type", "missing required field", source)
-        if spec["type"] not in BACKEND_TYPES:
-            raise ConfigError(f"backends.{name}.type", f"unknown backend type '{spec['type']}' (choose from: {', '.join(BACKEND_TYPES)})", source)
-        settings = {k: v for k, v in spec.items() if k != "type"}
-        backends[str(name)] = BackendConfig(spec["type"], settings)
+            raise ConfigError(f"backends.{_name(name)}.type", "missing required field", source)
+        if not isinstance(spec["type"], str) or spec["type"] not in BACKEND_TYPES:
+            raise ConfigError(f"backends.{_name(name)}.type", f"unknown backend type {_show(spec['type'])} "
+                              f"(choose from: {', '.join(BACKEND_TYPES)})", source)
+        settings = {_name(k): v for k, v in spec.items() if k != "type"}
+        _validate_backend_settings(_name(name), spec["type"], settings, source)
+        backends[_name(name)] = BackendConfig(spec["type"], settings)
 
     defaults = data.pop("defaults", {}) or {}
     if not isinstance(defaults, Mapping):
         raise ConfigError("defaults", "expected a mapping of agent settings", source)
+    if isinstance(defaults.get("sampling"), Mapping):
+        _refuse_secrets(defaults["sampling"].get("extra"), "defaults.sampling.extra", source)
+        _check_json_data(defaults["sampling"].get("extra"), "defaults.sampling.extra", source)
     raw_agents = data.pop("agents", None)
     if not isinstance(raw_agents, list):
         raise ConfigError("agents", "missing required field (a list of agents)" if raw_agents is None else "expected a list", source)
@@ -244,9 +397,10 @@ def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
             raise ConfigError(f"agents[{i}]", "expected a mapping", source)
         merged = {**defaults, **raw}
         if isinstance(merged.get("labels"), Mapping):  # {family: qwen2.5, role: math} -> kind:value labels
-            merged["labels"] = [f"{k}:{v}" for k, v in merged["labels"].items()]
-        model = str(merged.get("model", Agent.model))
-        if "format" not in merged and is_zoo_name(model):
+            merged["labels"] = [f"{_name(k)}:{_coerce(v, str, f'agents[{i}].labels.{_name(k)}', source)}"
+                                for k, v in merged["labels"].items()]
+        model = merged.get("model", Agent.model)
+        if "format" not in merged and isinstance(model, str) and is_zoo_name(model):
             merged["format"] = get_model(model).format  # chat where the GGUF has a template
         if isinstance(defaults.get("sampling"), Mapping) and isinstance(raw.get("sampling"), Mapping):
             merged["sampling"] = {**defaults["sampling"], **raw["sampling"]}
@@ -264,14 +418,28 @@ def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
 def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -> RunConfig:
     partial = _build(RunSettings, data, "", source)
     conv = partial.conversation
-    _check_range(conv.turns >= 2, "conversation.turns", f"must be >= 2 (got {conv.turns})", source)
-    _check_range(conv.repeats >= 1, "conversation.repeats", f"must be >= 1 (got {conv.repeats})", source)
-    _check_range("{topic}" in conv.topic_line, "conversation.topic_line", "must contain '{topic}'", source)
-    _check_range(len(partial.topics) >= 1, "topics", "must list at least one topic", source)
-    _check_range(len(set(partial.topics)) == len(partial.topics), "topics", "contains duplicates", source)
-    _check_range(partial.communities.n_seeds >= 1, "communities.n_seeds", "must be >= 1", source)
-    _check_range(partial.communities.resolution > 0, "communities.resolution", "must be > 0", source)
-    _check_range(partial.communities.n_permutations >= 0, "communities.n_permutations", "must be >= 0", source)
+    _check_range(conv.turns >= 2, "conversation.turns", f"must be >= 2 (got {_show(conv.turns)})", source)
+    _check_range(conv.turns <= MAX_TURNS, "conversation.turns", f"must be <= {MAX_TURNS} (got {_show(conv.turns)})", source)
+    _check_range(conv.repeats >= 1, "conversation.repeats", f"must be >= 1 (got {_show(conv.repeats)})", source)
+    _check_range(conv.repeats <= MAX_REPEATS, "conversation.repeats",
+                 f"must be <= {MAX_REPEATS} (got {_show(conv.repeats)})", source)
+    _check_topic_line(conv.topic_line, source)
+    _check_range(0 <= conv.seed < SEED_LIMIT, "conversation.seed",
+                 f"must be in 0 .. 2**32-1 (got {_show(conv.seed)})", source)
+    _check_topics(partial.topics, source)
+    c = partial.communities
+    _check_range(c.n_seeds >= 1, "communities.n_seeds", "must be >= 1", source)
+    _check_range(c.resolution > 0, "communities.resolution", "must be > 0", source)
+    _check_range(c.n_permutations >= 0, "communities.n_permutations", "must be >= 0", source)
+    _check_range(c.n_seeds <= MAX_SEEDS, "communities.n_seeds", f"must be <= {MAX_SEEDS} (got {_show(c.n_seeds)})", source)
+    _check_range(c.n_permutations <= MAX_PERMUTATIONS, "communities.n_permutations",
+                 f"must be <= {MAX_PERMUTATIONS} (got {_show(c.n_permutations)})", source)
+    # Louvain runs with seeds seed .. seed + n_seeds - 1, each a numpy RandomState seed (below 2**32)
+    _check_range(0 <= c.seed <= SEED_LIMIT - c.n_seeds, "communities.seed",
+                 f"must be in 0 .. 2**32-{c.n_seeds} (Louvain uses seeds seed .. seed+n_seeds-1, each below 2**32; "
+                 f"got {_show(c.seed)})", source)
+    _check_range(partial.scoring.batch_size >= 1, "scoring.batch_size",
+                 f"must be >= 1 (got {_show(partial.scoring.batch_size)})", source)
     _validate_evaluation(partial.evaluation, source)
     from .graph import Threshold
     from .metrics import METRICS
@@ -279,25 +447,94 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
 
     try:
         Threshold.parse(partial.graph.threshold)
-    except InputError as exc:
-        raise ConfigError("graph.threshold", str(exc).split(": ", 1)[1], source) from None
+    except (InputError, ValueError) as exc:
+        raise ConfigError("graph.threshold", str(exc).split(": ", 1)[-1], source) from None
     _check_range(partial.scoring.metric in METRICS, "scoring.metric",
-                 f"unknown metric '{partial.scoring.metric}' (choose from: {', '.join(METRICS)})", source)
+                 f"unknown metric {_show(partial.scoring.metric)} (choose from: {', '.join(METRICS)})", source)
     values = {f.name: getattr(partial, f.name) for f in dataclasses.fields(partial)}
     return RunConfig(agents=roster, backends=backends, source=source, **values)
 
 
+def _check_topic_line(line: str, src: str | None) -> None:
+    """``{topic}`` (at least once) is the only placeholder; literal braces are doubled (``str.format``)."""
+    where = "conversation.topic_line"
+    hint = "write a literal brace doubled, '{{' or '}}'"
+    try:
+        parts = list(string.Formatter().parse(line))
+    except ValueError as exc:  # a lone '{' or '}'
+        raise ConfigError(where, f"{exc}; {hint}", src) from None
+    n_topic = 0
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name != "topic" or spec or conversion:
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ConfigError(where, f"unknown placeholder {_show(shown)}: {{topic}} is the only one; {hint}", src)
+        n_topic += 1
+    _check_range(n_topic >= 1, where, "must contain '{topic}'", src)
+
+
+def _check_topics(topics: tuple[str, ...], src: str | None) -> None:
+    """Topics are non-empty, unique, and map to distinct file names, none of them the aggregate's ``all``."""
+    _check_range(len(topics) >= 1, "topics", "must list at least one topic", src)
+    _check_range(len(set(topics)) == len(topics), "topics", "contains duplicates", src)
+    slugs: dict[str, str] = {}
+    for i, topic in enumerate(topics):
+        _check_range(bool(topic.strip()), f"topics[{i}]", "must not be empty", src)
+        slug = file_slug(topic)
+        _check_range(slug != AGGREGATE_TOPIC, f"topics[{i}]",
+                     f"{_show(topic)} is reserved: '{AGGREGATE_TOPIC}' names the all-topics aggregate (teams_all.json); "
+                     "rename the topic", src)
+        _check_range(slug not in slugs, f"topics[{i}]",
+                     f"{_show(topic)} and {_show(slugs.get(slug))} share the file name teams_{slug}.json "
+                     "(names are lower-cased, other characters than letters, digits, - and _ become _, "
+                     "cut at 60); rename one", src)
+        slugs[slug] = topic
+
+
 def load_config(path: str | Path) -> RunConfig:
-    """Read a run config from a YAML file."""
+    """Read a run config from a YAML file (UTF-8). Every problem is one ConfigError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError("config", f"cannot read {path} ({exc.strerror})") from None
+        raise ConfigError("config", f"cannot read {path} ({exc.strerror or exc})") from None
+    src = str(path)
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError("(file)", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, column {column}; "
+                          "save the config as UTF-8", src) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError("(yaml)", f"invalid YAML{at}: {getattr(exc, 'problem', exc)}", str(path)) from None
-    return config_from_dict(data, source=str(path))
+        raise ConfigError("(yaml)", f"invalid YAML{_yaml_where(exc, text)}: {_yaml_problem(exc)}", src) from None
+    except RecursionError:
+        raise ConfigError("(yaml)", "invalid YAML: nested too deeply", src) from None
+    except Exception as exc:  # noqa: BLE001  (PyYAML raises ValueError for e.g. the date 2024-13-01)
+        raise ConfigError("(yaml)", f"invalid YAML: cannot read a value ({_show(str(exc), 120)[1:-1]})", src) from None
+    return config_from_dict(data, source=src)
+
+
+def _yaml_where(exc: yaml.YAMLError, text: str) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return f" at line {mark.line + 1}"
+    position = getattr(exc, "position", None)  # a ReaderError: a character YAML does not allow
+    if isinstance(position, int):
+        return f" at line {text.count(chr(10), 0, position) + 1}"
+    return ""
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's problem as one line (its str() spans several, with a copy of the offending line)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = exc.character
+        code = char if isinstance(char, int) else ord(char) if isinstance(char, str) and len(char) == 1 else None
+        return f"character U+{code:04X} is not allowed" if code is not None else "a character is not allowed"
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    return " ".join(str(problem).split())

@@ -5,7 +5,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from .errors import InputError
 
@@ -69,6 +69,17 @@ def _content_id(conv: Conversation) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
+STATUSES = ("ok", "empty", "error")
+
+
+def _check_text(value: str, where: str, what: str) -> None:
+    """A JSON ``\\ud800`` escape decodes to a lone surrogate, which no file or hash can encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{where}: {what} holds an invalid \\u escape (a lone surrogate)") from None
+
+
 def conversation_from_dict(obj: object, where: str = "conversation") -> Conversation:
     """Build a Conversation from its JSON object, with an error naming ``where`` and the problem."""
     if not isinstance(obj, dict):
@@ -78,8 +89,9 @@ def conversation_from_dict(obj: object, where: str = "conversation") -> Conversa
             raise InputError(f"{where}: missing field '{key}'")
         if not isinstance(obj[key], str) or not obj[key].strip():
             raise InputError(f"{where}: field '{key}' must be a non-empty string")
+        _check_text(obj[key], where, f"field '{key}'")
     if obj["agent_a"] == obj["agent_b"]:
-        raise InputError(f"{where}: agent_a and agent_b are both '{obj['agent_a']}'")
+        raise InputError(f"{where}: agent_a and agent_b are both {_short(obj['agent_a'])}")
     raw = obj.get("utterances")
     if not isinstance(raw, list):
         raise InputError(f"{where}: field 'utterances' must be a list")
@@ -88,30 +100,72 @@ def conversation_from_dict(obj: object, where: str = "conversation") -> Conversa
         if not isinstance(u, dict) or not isinstance(u.get("speaker"), str) or not isinstance(u.get("text"), str):
             raise InputError(f"{where}: utterance {i} must be an object with string 'speaker' and 'text'")
         if u["speaker"] not in (obj["agent_a"], obj["agent_b"]):
-            raise InputError(f"{where}: utterance {i} speaker '{u['speaker']}' is neither agent_a nor agent_b")
-        utterances.append(Utterance(u["speaker"], u["text"], u.get("status", "ok")))
+            raise InputError(f"{where}: utterance {i} speaker {_short(u['speaker'])} is neither agent_a nor agent_b")
+        _check_text(u["text"], where, f"utterance {i} text")
+        status = u.get("status", "ok")
+        if status not in STATUSES:
+            raise InputError(f"{where}: utterance {i} status must be one of {', '.join(STATUSES)}, got {_short(status)}")
+        utterances.append(Utterance(u["speaker"], u["text"], status))
     conv_id = obj.get("id")
     if conv_id is not None and not isinstance(conv_id, str):
         raise InputError(f"{where}: field 'id' must be a string")
+    if conv_id is not None:
+        _check_text(conv_id, where, "field 'id'")
     return Conversation(obj["agent_a"], obj["agent_b"], obj["topic"], tuple(utterances), conv_id)
 
 
+def _short(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for one-line messages."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001  (e.g. an int of more than 4300 digits)
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def iter_conversations_jsonl(path: str | Path) -> Iterator[Conversation]:
-    """Yield conversations from a JSONL file; blank lines are skipped."""
+    """Yield conversations from a UTF-8 JSONL file; blank lines are skipped.
+
+    Every problem is an InputError naming the file and the line: bytes that are not UTF-8, invalid
+    JSON, a record that is not a conversation.
+    """
     path = Path(path)
     try:
-        fh = path.open(encoding="utf-8")
+        fh = path.open("rb")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     with fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, raw in enumerate(_raw_lines(fh, path), start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte "
+                                 f"{exc.start + 1} of the line); conversations files are UTF-8 JSONL") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            except RecursionError:
+                raise InputError(f"{path}:{lineno}: invalid JSON (nested too deeply)") from None
+            except ValueError as exc:  # e.g. an integer of more than 4300 digits
+                raise InputError(f"{path}:{lineno}: invalid JSON ({' '.join(str(exc).split())[:120]})") from None
             yield conversation_from_dict(obj, where=f"{path}:{lineno}")
+
+
+def _raw_lines(fh: BinaryIO, path: Path) -> Iterator[bytes]:
+    """The lines of a binary file, split like text mode does (at \\n, \\r\\n and \\r), without their ends."""
+    while True:
+        try:
+            chunk = fh.readline()
+        except OSError as exc:  # a folder given as the file, a failing disk
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        if not chunk:
+            return
+        yield from chunk.splitlines() or [b""]
 
 
 def read_conversations(path: str | Path) -> list[Conversation]:

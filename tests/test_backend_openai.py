@@ -360,3 +360,75 @@ def test_missing_key_env_is_a_config_error(monkeypatch) -> None:
     with pytest.raises(ConfigError) as info:
         OpenAIBackend("http://127.0.0.1:1/v1", api_key_env="TEAMGRAPH_NO_SUCH_KEY")
     assert info.value.field == "api_key_env" and "TEAMGRAPH_NO_SUCH_KEY is not set" in str(info.value)
+
+
+# -- credentials written into base_url (no server needed) ------------------------------------------
+
+
+URL_PASSWORD = "pw-9d1e-do-not-print"
+
+
+def http_library(backend: OpenAIBackend) -> str:
+    """The name of the HTTP library under the openai client (httpx, or httpx2 in newer releases)."""
+    return next(c.__module__.split(".")[0] for c in type(backend._client._client).__mro__ if c.__module__.startswith("httpx"))
+URL_KEY = "sk-url-51c2-do-not-print"
+
+
+def test_credentials_in_base_url_are_never_shown_logged_or_hashed(caplog: pytest.LogCaptureFixture) -> None:
+    from teamgraph.backends import agent_identities
+    from teamgraph.roster import Agent
+
+    port = free_port()
+    url = f"http://alice:{URL_PASSWORD}@127.0.0.1:{port}/v1?api_key={URL_KEY}&api-version=2024-06-01"
+    shown = f"http://***@127.0.0.1:{port}/v1?api_key=***&api-version=2024-06-01"
+    backend = OpenAIBackend(url, max_retries=1, backoff=0.01, timeout=5)
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(BackendError) as info:
+            backend.generate([one_request("ada")])
+        with pytest.raises(BackendError) as info_check:
+            backend.check([("ada", "m")])
+        client_logger = logging.getLogger(http_library(backend))  # it logs each request's URL at INFO
+        client_logger.info("HTTP Request: POST %s \"HTTP/1.1 200 OK\"", url + "/completions")
+    for text in (str(info.value), repr(info.value), str(info_check.value), caplog.text, repr(backend),
+                 json.dumps(backend.describe()), json.dumps(agent_identities([Agent("ada", backend="s")], {"s": backend}))):
+        assert URL_PASSWORD not in text and URL_KEY not in text, text
+    assert str(info.value) == f"agent ada: cannot reach {shown} (connection refused)"
+    assert backend.describe() == {"type": "openai", "base_url": shown}  # the cache identity: no secret in it
+    assert f"POST {shown}/completions" in caplog.text
+
+
+def test_scrub_hides_the_url_credentials_in_any_text() -> None:
+    backend = OpenAIBackend(f"https://bob:{URL_PASSWORD}@example.invalid/v1?key={URL_KEY}")
+    raw = f"https://bob:{URL_PASSWORD}@example.invalid/v1?key={URL_KEY}"
+    text = backend._scrub(f"Connection to {raw} failed; password={URL_PASSWORD}; key=%s" % URL_KEY)
+    assert URL_PASSWORD not in text and URL_KEY not in text
+    assert "https://***@example.invalid/v1?key=***" in text
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),  # nothing to hide: unchanged, so cache keys stay
+    ("HTTP://Example.org:8000/v1", "HTTP://Example.org:8000/v1"),
+    ("http://token-abcdef@h/v1", "http://***@h/v1"),
+    ("http://h/v1?sk-bare-key", "http://h/v1?***"),
+    ("http://h/v1?api-version=1&sig=abc%2Bdef", "http://h/v1?api-version=1&sig=***"),
+    ("http://h/v1#frag-secret", "http://h/v1#***"),
+    ("http://u:p@[::1/v1?key=abcdef", "http://***@[::1/v1?***"),  # unparseable: cut
+])
+def test_redact_url(url: str, shown: str) -> None:
+    from teamgraph.backends.openai_compat import redact_url
+
+    assert redact_url(url) == shown
+
+
+def test_a_connection_error_is_scrubbed_before_it_is_cut_short() -> None:
+    import openai
+
+    from teamgraph.backends.openai_compat import _connection_reason
+
+    raw = f"https://bob:{URL_PASSWORD}@example.invalid/v1"
+    backend = OpenAIBackend(raw)
+    http = __import__(http_library(backend))
+    exc = openai.APIConnectionError(request=http.Request("GET", raw))
+    exc.__cause__ = OSError(("x" * 100) + f" while talking to {raw}")  # the password straddles the 120-character cut
+    reason = _connection_reason(exc, backend._scrub)
+    assert URL_PASSWORD[:6] not in reason and reason.startswith("connection error: xxx")

@@ -4,15 +4,20 @@ Transcript requests go to ``/v1/completions``, chat requests to ``/v1/chat/compl
 run concurrently on a thread pool. Retries are ours and visible: 429, 5xx, timeouts and connection
 errors are retried with exponential backoff and a warning per retry; when retries run out the run
 stops with a ``BackendError`` (nothing half-done is stored, so the next run resumes). The API key comes from an
-environment variable and is never shown in ``describe()``, ``repr``, log lines or error messages.
+environment variable and is never shown in ``describe()``, ``repr``, log lines or error messages; nor is a
+password or key written into ``base_url`` (``https://user:password@host/v1``, ``...?api_key=...``): the URL
+is shown, logged and hashed into cache keys as ``redact_url`` leaves it.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import openai
 
@@ -36,6 +41,90 @@ class _Retryable(Exception):
         self.unreachable = unreachable
 
 
+#: Query parameters shown as they are; every other value in a base_url's query is redacted.
+_PUBLIC_QUERY = frozenset({"api-version", "api_version", "version", "model", "deployment"})
+_REDACTED = "***"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials: user and password, query values (but ``api-version`` and the like)
+    and any fragment become ``***``. ``http://u:pw@h:8000/v1?key=sk-1`` -> ``http://***@h:8000/v1?key=***``.
+    A URL with none of these is returned unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parseable (e.g. a broken IPv6 host): cut everything that may hold a secret
+        url = re.sub(r"//[^/?#]*@", f"//{_REDACTED}@", url)
+        return re.sub(r"[?#].*", f"?{_REDACTED}", url, flags=re.S)
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{_REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    pairs = []
+    for pair in parts.query.split("&"):
+        key, eq, value = pair.partition("=")
+        if pair:
+            pairs.append(pair if eq and key.lower() in _PUBLIC_QUERY else f"{key}={_REDACTED}" if eq else _REDACTED)
+    fragment = _REDACTED if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(pairs), fragment))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of ``url`` that ``redact_url`` hides (raw and percent-decoded), longest first: to
+    scrub them from free text such as a client's error message."""
+    found: set[str] = set()
+    userinfo = re.search(r"//([^/?#]*)@", url)
+    if userinfo:
+        user, colon, password = userinfo.group(1).partition(":")
+        found.update([userinfo.group(1), password] if colon else [user])  # a lone user part may be a token
+    tail = re.search(r"[?#](.*)", url, flags=re.S)
+    if tail:
+        for pair in re.split(r"[&#]", tail.group(1)):
+            key, eq, value = pair.partition("=")
+            if not eq:
+                found.add(key)
+            elif key.lower() not in _PUBLIC_QUERY:
+                found.add(value)
+    found |= {unquote(f) for f in found}
+    return sorted((f for f in found if len(f) >= 4), key=len, reverse=True)  # shorter ones hide no secret
+
+
+class _LogScrubber(logging.Filter):
+    """Hides URL secrets in the records of the HTTP client's loggers (httpx logs each request's URL at INFO)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._secrets: list[str] = []
+
+    def add(self, secrets: Sequence[str]) -> None:
+        with self._lock:
+            self._secrets = sorted(set(self._secrets) | set(secrets), key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001  (a malformed record: logging reports it, a filter must not raise)
+                return True
+            scrubbed = _replace_all(message, self._secrets)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+        return True
+
+
+def _replace_all(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, _REDACTED)
+    return text
+
+
+_LOG_SCRUBBER = _LogScrubber()
+for _logger in ("httpx", "httpx2", "openai._base_client"):  # the HTTP client logs each request URL at INFO
+    logging.getLogger(_logger).addFilter(_LOG_SCRUBBER)
+del _logger
+
+
 class OpenAIBackend:
     """Generate through an OpenAI-compatible HTTP endpoint (``base_url`` ends in ``/v1``)."""
 
@@ -52,7 +141,10 @@ class OpenAIBackend:
             raise ConfigError("concurrency", f"must be at least 1, got {concurrency}")
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
-        self.base_url = base_url.rstrip("/")
+        self._url = base_url.rstrip("/")  # what the client uses; credentials in it stay here
+        self.base_url = redact_url(self._url)  # what is shown, logged and hashed into cache keys
+        self._secrets = url_secrets(self._url)
+        _LOG_SCRUBBER.add(self._secrets)
         self.api_key_env = api_key_env
         self.concurrency = concurrency
         self.timeout = timeout
@@ -65,7 +157,7 @@ class OpenAIBackend:
             if not key:
                 raise ConfigError("api_key_env", f"environment variable {api_key_env} is not set")
         self._key = key
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, timeout=timeout)
+        self._client = openai.OpenAI(base_url=self._url, api_key=key, max_retries=0, timeout=timeout)
 
     @property
     def max_batch(self) -> int:
@@ -227,7 +319,7 @@ class OpenAIBackend:
         except openai.APITimeoutError:
             raise _Retryable(f"timed out after {self.timeout:g}s", unreachable=True) from None
         except openai.APIConnectionError as exc:
-            raise _Retryable(_connection_reason(exc), unreachable=True) from None
+            raise _Retryable(_connection_reason(exc, self._scrub), unreachable=True) from None
         except openai.APIStatusError as exc:
             status = exc.status_code
             if status == 429 or status >= 500:
@@ -253,9 +345,11 @@ class OpenAIBackend:
             raise _Failed(f"bad response from {self.base_url}: {self._scrub(str(exc))}") from None
 
     def _scrub(self, text: str) -> str:
-        """Servers may echo the key back in an error body: never pass it on."""
+        """Servers may echo the key (or the URL with its credentials) back in an error body: never pass it on."""
         if self._key and self._key != _NO_KEY:
-            text = text.replace(self._key, "***")
+            text = text.replace(self._key, _REDACTED)
+        text = text.replace(self._url, self.base_url)
+        text = _replace_all(text, self._secrets)
         return " ".join(text.split())[:300]
 
 
@@ -267,15 +361,16 @@ class _Failed(Exception):
         self.message = message
 
 
-def _connection_reason(exc: openai.APIConnectionError) -> str:
-    """A short phrase for why a connection failed (``connection refused``, ...)."""
+def _connection_reason(exc: openai.APIConnectionError, scrub: Callable[[str], str] = str) -> str:
+    """A short phrase for why a connection failed (``connection refused``, ...); ``scrub`` hides credentials
+    in the client's own words before they are cut short (a cut could leave part of a secret)."""
     cause = exc.__cause__
     text = str(cause or exc).lower()
     if "refused" in text:
         return "connection refused"
     if "name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
         return "unknown host"
-    return f"connection error: {' '.join(str(cause or exc).split())[:120]}"
+    return f"connection error: {' '.join(scrub(str(cause or exc)).split())[:120]}"
 
 
 def _body_message(exc: openai.APIStatusError) -> str:
