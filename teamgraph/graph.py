@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .scoring import aggregate_topics, check_values
+from .scoring import check_values, topic_values
 
 THRESHOLD_RULES = ("none", "mean", "quantile:Q", "top_k:K")
 
@@ -83,41 +83,26 @@ def build_graph(
     topic: str | None = None,
     agents: Iterable[Any] | Mapping[str, Mapping] | None = None,
 ) -> nx.Graph:
-    """Build the language-model graph of one topic (or of all topics when ``topic`` is None).
+    """Build the language-model graph of one topic (or of all topics when ``topic`` is None, or
+    ``"all"`` when no topic is named so; see :func:`teamgraph.scoring.topic_values`).
 
     Weak edges are removed by ``threshold``, and so are edges of value <= 0 (modularity needs
     non-negative weights; values that are all 0 give a graph without edges, where every agent is an
     isolate). Edges carry ``weight``, ``n_conversations`` and ``conversations`` (provenance ids).
     Nodes are every agent seen in ``values`` (plus ``agents``), in sorted order, with their public
-    attributes. Agent names that are not strings (``0, 1, 2``) become strings (``"0", "1", "2"``),
-    as ``agents`` keys do; names that collide as text, missing names, and weights that are not
-    finite numbers raise InputError naming the row.
+    attributes. ``values`` go through :func:`teamgraph.scoring.check_values`: agent names that are
+    not strings (``0, 1, 2``) become strings (``"0", "1", "2"``), as ``agents`` keys do; a pair
+    given as (b, a) is the pair (a, b), and rows of one pair and topic are merged (their
+    conversation-weighted mean); names that collide as text, missing names, and weights that are
+    not finite numbers raise InputError naming the row or pair.
 
     >>> g = build_graph(values, threshold="mean", topic="mathematics")  # doctest: +SKIP
     >>> sorted(g.nodes)[:2], g.graph["threshold"]                       # doctest: +SKIP
     """
-    values = _checked_values(values)
-    if "n_conversations" not in values:
-        values["n_conversations"] = 1
-    if "conversation_ids" not in values:
-        values["conversation_ids"] = [[] for _ in range(len(values))]
-    swapped = values["agent_a"] > values["agent_b"]
-    values.loc[swapped, ["agent_a", "agent_b"]] = values.loc[swapped, ["agent_b", "agent_a"]].to_numpy()
-    if (values["agent_a"] == values["agent_b"]).any():
-        raise InputError("relationship values contain a self-pair (agent_a == agent_b)")
+    values = check_values(values)
     all_names = set(values["agent_a"]) | set(values["agent_b"])
-    if topic is None:
-        selected = aggregate_topics(values)
-        topic_name = "all"
-    else:
-        topics = sorted(values["topic"].unique(), key=str)
-        if topic not in topics:
-            raise InputError(f"topic '{topic}' not in relationship values (have: {', '.join(map(str, topics))})")
-        selected = values[values["topic"] == topic]
-        topic_name = topic
-    if selected.duplicated(["agent_a", "agent_b"]).any():
-        raise InputError(f"topic '{topic_name}': several rows for one agent pair; use relationship_values to average them")
-    selected = selected.sort_values(["agent_a", "agent_b"]).reset_index(drop=True)
+    selected = topic_values(values, topic)  # sorted by pair
+    topic_name = "all" if topic is None else topic
     rule = Threshold.parse(threshold)
     keep, cut = edge_mask(selected, rule)
 
@@ -136,40 +121,11 @@ def build_graph(
 
 def build_graphs(values: pd.DataFrame, threshold: str | Threshold = "mean", agents: Any = None) -> dict[str, nx.Graph]:
     """One graph per topic plus the all-topics aggregate under the key ``"all"``."""
-    _checked_values(values)
+    values = check_values(values)
     graphs = {t: build_graph(values, threshold, t, agents) for t in sorted(values["topic"].unique(), key=str)}
     if len(graphs) > 1 or "all" not in graphs:
         graphs["all"] = build_graph(values, threshold, None, agents)
     return graphs
-
-
-def _checked_values(values: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``values`` with string agent names and float weights, or InputError naming the bad row."""
-    if isinstance(values, pd.DataFrame) and {"agent_a", "agent_b", "topic", "weight"} <= set(values.columns):
-        values = values.copy()
-        weights = pd.to_numeric(values["weight"], errors="coerce").to_numpy(dtype=float)
-        for col in ("agent_a", "agent_b"):
-            missing = values[col].isna().to_numpy()
-            if missing.any():
-                raise InputError(f"relationship values: row {int(np.argmax(missing))} has no {col} (missing agent name)")
-        bad = ~np.isfinite(weights)
-        if bad.any():
-            row = values.iloc[int(np.argmax(bad))]
-            shown = repr(row["weight"]) if isinstance(row["weight"], str) else str(row["weight"])
-            more = f" ({int(bad.sum())} rows in all)" if bad.sum() > 1 else ""
-            raise InputError(f"relationship values: pair ({row['agent_a']!r}, {row['agent_b']!r}) in topic "
-                             f"{row['topic']!r} has weight {shown}; weights must be finite numbers, not NaN or "
-                             f"infinite{more}")
-        as_text: dict[str, Any] = {}
-        for name in pd.unique(values[["agent_a", "agent_b"]].to_numpy().ravel()):
-            other = as_text.setdefault(str(name), name)
-            if other != name:
-                raise InputError(f"relationship values: agent names {other!r} and {name!r} are the same as text; rename one")
-        values["agent_a"] = values["agent_a"].map(str)
-        values["agent_b"] = values["agent_b"].map(str)
-        values["weight"] = weights
-    check_values(values)  # missing columns
-    return values
 
 
 def _agent_attributes(agents: Any) -> dict[str, dict]:

@@ -70,38 +70,149 @@ def relationship_values(
     >>> values = relationship_values(convs, metric="echo_discounted_cosine")  # doctest: +SKIP
     """
     rows, attrs = _score_rows(list(conversations), metric, embedder, store, progress)
-    groups: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
-    for r in rows:
-        groups.setdefault((r["agent_a"], r["agent_b"], r["topic"]), []).append((r["conversation_id"], r["value"]))
-    table = []
-    for (a, b, topic), members in sorted(groups.items()):
-        members.sort()
-        table.append((a, b, topic, float(np.mean([v for _, v in members])), len(members), [i for i, _ in members]))
-    values = pd.DataFrame(table, columns=VALUE_COLUMNS)
-    values.attrs.update(attrs)
-    return values
+    rows.sort(key=lambda r: r["conversation_id"])  # repeats of a pair are averaged in id order
+    frame = pd.DataFrame({"agent_a": [r["agent_a"] for r in rows], "agent_b": [r["agent_b"] for r in rows],
+                          "topic": [r["topic"] for r in rows], "weight": [r["value"] for r in rows],
+                          "n_conversations": 1, "conversation_ids": [[r["conversation_id"]] for r in rows]})
+    frame.attrs.update(attrs)
+    return check_values(frame)
 
 
 def aggregate_topics(values: pd.DataFrame) -> pd.DataFrame:
     """All-topics relationship values: the mean over every conversation of a pair, any topic."""
-    check_values(values)
-    weighted = values.assign(total=values["weight"] * values["n_conversations"])
-    grouped = weighted.groupby(["agent_a", "agent_b"], sort=True)
-    out = grouped.agg(
-        total=("total", "sum"), n_conversations=("n_conversations", "sum"),
-        conversation_ids=("conversation_ids", lambda s: sorted(i for ids in s for i in ids)),
-    ).reset_index()
-    out["weight"] = out["total"] / out["n_conversations"]
+    values = check_values(values)
+    out = _merge_pairs(values, ["agent_a", "agent_b"])
     out["topic"] = "all"
     out = out[VALUE_COLUMNS]
     out.attrs.update(values.attrs)
     return out
 
 
-def check_values(values: pd.DataFrame) -> None:
-    """Raise InputError unless ``values`` has the relationship-value columns."""
-    missing = [c for c in ("agent_a", "agent_b", "topic", "weight") if c not in getattr(values, "columns", [])]
+def topic_values(values: pd.DataFrame, topic: Any = None) -> pd.DataFrame:
+    """The checked relationship values of one topic, one row per pair.
+
+    ``None`` gives the all-topics mean (:func:`aggregate_topics`), and so does ``"all"`` unless a
+    topic is literally named so; a topic not in ``values`` raises InputError naming the topics there.
+    """
+    values = check_values(values)
+    topics = set(values["topic"])
+    if topic is None or (topic == "all" and "all" not in topics):
+        return aggregate_topics(values)
+    if topic not in topics:
+        raise InputError(f"topic '{topic}' not in relationship values (have: {', '.join(sorted(map(str, topics)))})")
+    return values[values["topic"] == topic].reset_index(drop=True)
+
+
+def _merge_pairs(values: pd.DataFrame, keys: Sequence[str] = ("agent_a", "agent_b", "topic")) -> pd.DataFrame:
+    """One row per distinct ``keys``: the conversation-weighted mean weight, the summed
+    ``n_conversations`` and the pooled, sorted ``conversation_ids``; rows sorted by ``keys``.
+
+    The one aggregation of relationship values: repeats of a pair, a pair given in both orders
+    (``values`` must have ordered pairs, as :func:`check_values` returns them) and the all-topics
+    mean all go through it. Within a group, weights are summed in row order.
+    """
+    keys = list(keys)
+    frame = values.sort_values(keys, key=_sort_key, kind="stable").reset_index(drop=True)
+    if frame.empty:
+        return frame[keys].assign(weight=pd.Series(dtype=float), n_conversations=pd.Series(dtype=np.int64),
+                                  conversation_ids=pd.Series(dtype=object))
+    cells = frame[keys].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, (cells[1:] != cells[:-1]).any(axis=1)])
+    n = frame["n_conversations"].to_numpy(dtype=np.int64)
+    totals = np.add.reduceat(frame["weight"].to_numpy(dtype=float) * n, starts)
+    counts = np.add.reduceat(n, starts)
+    ids = frame["conversation_ids"].tolist()
+    ends = [*starts[1:], len(frame)]
+    out = frame.loc[starts, keys].reset_index(drop=True)
+    out["weight"] = totals / counts
+    out["n_conversations"] = counts
+    out["conversation_ids"] = [sorted(i for row in ids[s:e] for i in row) for s, e in zip(starts, ends)]
+    return out
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    return column.map(str)  # agent names are text; topics may mix types (1 and "math")
+
+
+def check_values(values: Any) -> pd.DataFrame:
+    """The validated relationship values: the one contract every function taking them goes through.
+
+    ``values`` needs the columns ``agent_a, agent_b, topic, weight``; ``n_conversations``
+    (default 1) and ``conversation_ids`` (default none; a space-separated string, as the CSV
+    export writes it, is split) are optional. Returns a new frame with exactly
+    :data:`VALUE_COLUMNS`, the ``attrs`` of ``values``, agent names as text, float weights, each
+    pair ordered (``agent_a < agent_b``), rows given for one pair and topic in either order merged
+    by :func:`_merge_pairs`, sorted by pair and topic. Raises InputError naming the column, row or
+    pair for: a missing column, a missing agent name or topic, a weight that is not a finite
+    number, a count that is not a positive whole number, a self-pair, or two names that are the
+    same as text.
+    """
+    if not isinstance(values, pd.DataFrame):
+        raise InputError(f"relationship values must be a pandas DataFrame, got {type(values).__name__}")
+    missing = [c for c in ("agent_a", "agent_b", "topic", "weight") if c not in values.columns]
     if missing:
         raise InputError(f"relationship values lack column(s): {', '.join(missing)}")
-    if not np.isfinite(values["weight"].to_numpy(dtype=float)).all():
-        raise InputError("relationship values contain NaN or infinite weights")
+    frame = values.reset_index(drop=True)
+    for col in ("agent_a", "agent_b", "topic"):
+        absent = frame[col].isna().to_numpy()
+        if absent.any():
+            what = "missing agent name" if col != "topic" else "missing topic"
+            raise InputError(f"relationship values: row {int(np.argmax(absent))} has no {col} ({what})")
+
+    def pair(row: int, column: str, value: Any, rule: str) -> InputError:
+        a, b, topic = frame.at[row, "agent_a"], frame.at[row, "agent_b"], frame.at[row, "topic"]
+        shown = repr(value) if isinstance(value, str) else str(value)
+        return InputError(f"relationship values: pair ({a!r}, {b!r}) in topic {topic!r} has {column} {shown}; {rule}")
+
+    weights = pd.to_numeric(frame["weight"], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        more = f" ({int(bad.sum())} rows in all)" if bad.sum() > 1 else ""
+        row = int(np.argmax(bad))
+        raise pair(row, "weight", frame.at[row, "weight"], f"weights must be finite numbers, not NaN or infinite{more}")
+    if "n_conversations" in frame:
+        counts = pd.to_numeric(frame["n_conversations"], errors="coerce").to_numpy(dtype=float)
+        bad = ~(np.isfinite(counts) & (counts >= 1) & (counts == np.round(counts)))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise pair(row, "n_conversations", frame.at[row, "n_conversations"], "it must be a whole number >= 1")
+        counts = counts.astype(np.int64)
+    else:
+        counts = np.ones(len(frame), dtype=np.int64)
+    ids = [_conversation_ids(v) for v in frame["conversation_ids"]] if "conversation_ids" in frame else None
+    if ids is not None and None in ids:
+        row = ids.index(None)
+        raise pair(row, "conversation_ids", frame.at[row, "conversation_ids"], "give a list of ids")
+    as_text: dict[str, Any] = {}
+    for name in pd.unique(frame[["agent_a", "agent_b"]].to_numpy().ravel()):
+        other = as_text.setdefault(str(name), name)
+        if other != name:
+            raise InputError(f"relationship values: agent names {other!r} and {name!r} are the same as text; rename one")
+    a, b = frame["agent_a"].map(str).to_numpy(dtype=object), frame["agent_b"].map(str).to_numpy(dtype=object)
+    same = a == b
+    if same.any():
+        row = int(np.argmax(same))
+        raise InputError(f"relationship values: pair ({a[row]!r}, {b[row]!r}) in topic {frame.at[row, 'topic']!r} "
+                         "is a self-pair (agent_a == agent_b)")
+    swap = a > b
+    out = pd.DataFrame({"agent_a": np.where(swap, b, a), "agent_b": np.where(swap, a, b), "topic": frame["topic"],
+                        "weight": weights, "n_conversations": counts,
+                        "conversation_ids": ids if ids is not None else [[] for _ in range(len(frame))]})
+    if out.duplicated(["agent_a", "agent_b", "topic"]).any():
+        out = _merge_pairs(out)
+    else:
+        out = out.sort_values(["agent_a", "agent_b", "topic"], key=_sort_key, kind="stable").reset_index(drop=True)
+    out = out[VALUE_COLUMNS]
+    out.attrs.update(values.attrs)
+    return out
+
+
+def _conversation_ids(cell: Any) -> list[str] | None:
+    """A ``conversation_ids`` cell as a list of ids (None when it is not one)."""
+    if isinstance(cell, str):
+        return cell.split()
+    if isinstance(cell, (list, tuple, np.ndarray, pd.Series)):
+        return [str(i) for i in cell]
+    if cell is None or (isinstance(cell, float) and np.isnan(cell)):
+        return []  # an empty CSV cell
+    return None

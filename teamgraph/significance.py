@@ -33,7 +33,7 @@ import pandas as pd
 from .communities import Partition, find_communities, partition_labels
 from .errors import InputError
 from .graph import Threshold, edge_mask
-from .scoring import aggregate_topics, check_values
+from .scoring import topic_values
 
 NULLS = ("auto", "pairs", "edges")
 #: Significance level of the plain-language verdict.
@@ -121,18 +121,10 @@ def _adjacency(graph: nx.Graph, nodes: list[str]) -> np.ndarray:
 
 def _topic_pairs(values: pd.DataFrame, graph: nx.Graph, nodes: list[str]) -> pd.DataFrame:
     """The measured pairs behind ``graph`` (its topic, or the all-topics mean), as index pairs."""
-    check_values(values)
-    defaults = {"n_conversations": 1, "conversation_ids": [[] for _ in range(len(values))]}  # as build_graph fills them
-    values = values.assign(**{k: v for k, v in defaults.items() if k not in values})
     topic = graph.graph.get("topic")
-    if topic in (None, "all") and "all" not in set(values["topic"]):
-        selected = aggregate_topics(values)
-    else:
-        selected = values[values["topic"] == topic]
-        if selected.empty:
-            raise InputError(f"significance: no relationship values for topic '{topic}'")
-    a = selected["agent_a"].astype(str).to_numpy()
-    b = selected["agent_b"].astype(str).to_numpy()
+    selected = topic_values(values, topic)  # ordered pairs, one row each, as build_graph sees them
+    a = selected["agent_a"].to_numpy()
+    b = selected["agent_b"].to_numpy()
     index = {n: i for i, n in enumerate(nodes)}
     unknown = sorted((set(a) | set(b)) - set(index))
     if unknown:
@@ -142,8 +134,6 @@ def _topic_pairs(values: pd.DataFrame, graph: nx.Graph, nodes: list[str]) -> pd.
     frame = pd.DataFrame({"agent_a": np.where(i < j, a, b), "agent_b": np.where(i < j, b, a),
                           "i": np.minimum(i, j), "j": np.maximum(i, j),
                           "weight": selected["weight"].to_numpy(dtype=float)})
-    if frame.duplicated(["i", "j"]).any():
-        raise InputError(f"significance: several values for one agent pair in topic '{topic}'")
     return frame.sort_values(["agent_a", "agent_b"]).reset_index(drop=True)
 
 

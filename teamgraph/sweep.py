@@ -29,14 +29,6 @@ SWEEP_COLUMNS = [
 ]
 
 
-def _graph_for(values: pd.DataFrame, topic: str, threshold: str, agents: Any):
-    """The graph of ``topic``; ``"all"`` is the all-topics mean unless a topic is literally named so."""
-    real = topic if topic in set(values["topic"]) else None
-    if real is None and topic != "all":
-        build_graph(values, threshold, topic, agents)  # raises the clear "topic not in values" error
-    return build_graph(values, threshold, real, agents)
-
-
 def analyse(
     graph,
     values: pd.DataFrame | None = None,
@@ -94,7 +86,7 @@ def sweep(
     >>> table = sweep(values, resolutions=[0.5, 1.0], thresholds=["mean", "top_k:2"])  # doctest: +SKIP
     >>> table[["threshold", "resolution", "n_teams", "modularity", "p_value"]]        # doctest: +SKIP
     """
-    check_values(values)
+    values = check_values(values)
     if not resolutions or not thresholds or not topics:
         raise InputError("sweep needs at least one resolution, threshold and topic")
     rules = [str(Threshold.parse(t)) for t in thresholds]
@@ -103,7 +95,7 @@ def sweep(
             raise InputError(f"resolution must be > 0, got {r}")
     rows = []
     for topic, rule in itertools.product(topics, rules):
-        graph = _graph_for(values, topic, rule, agents)
+        graph = build_graph(values, rule, topic, agents)
         for resolution in resolutions:
             partition = analyse(graph, values, float(resolution), n_seeds, seed, n_permutations, null_seeds)
             rows.append({"topic": topic, "threshold": rule, "resolution": float(resolution), **partition_row(partition)})
@@ -170,10 +162,10 @@ def compare_metrics(
             values = relationship_values(subset, metric=metric, embedder=emb)
             for topic in topics:
                 n_conv = len(subset) if topic == "all" else sum(c.topic == topic for c in subset)
-                graph = _graph_for(values, topic, threshold, agents)
+                graph = build_graph(values, threshold, topic, agents)
                 partition = analyse(graph, values, resolution, n_seeds, seed, n_permutations, null_seeds)
                 labels = {n: d.get("labels") for n, d in graph.nodes(data=True)}
-                gap = label_gap(values, labels, None if graph.graph["topic"] == "all" else topic, seed=seed)
+                gap = label_gap(values, labels, topic, seed=seed)
                 rows.append({"metric": metric, "repeats": r, "topic": topic, "n_conversations": n_conv,
                              **partition_row(partition), "label_gap": gap.gap if gap else float("nan"),
                              "label_gap_p_value": gap.p_value if gap else float("nan")})

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .communities import Partition
 from .errors import InputError
-from .scoring import aggregate_topics, check_values
+from .scoring import topic_values
 
 
 @dataclass(frozen=True)
@@ -229,16 +229,9 @@ def label_gap(
     >>> round(label_gap(v, {"a": "x", "b": "x", "c": "y"}).gap, 3)
     0.75
     """
-    check_values(values)
     if n_permutations < 1:
         raise InputError(f"n_permutations must be >= 1, got {n_permutations}")
-    if topic in (None, "all") and "all" not in set(values["topic"]):
-        defaults = {"n_conversations": 1, "conversation_ids": [[] for _ in range(len(values))]}
-        selected = aggregate_topics(values.assign(**{k: v for k, v in defaults.items() if k not in values}))
-    else:
-        selected = values[values["topic"] == topic]
-        if selected.empty:
-            raise InputError(f"label_gap: no relationship values for topic '{topic}'")
+    selected = topic_values(values, topic)
     first = _first_labels(labels)
     keep = selected["agent_a"].isin(first) & selected["agent_b"].isin(first)
     selected = selected[keep]

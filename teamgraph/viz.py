@@ -222,24 +222,11 @@ def _value_matrix(values: pd.DataFrame | nx.Graph | Partition, topic: str | None
         return {(u, v): w for u, v, w in _sorted_edges(values)}, values.graph.get("metric", "weight")
     if not isinstance(values, pd.DataFrame):
         raise InputError(f"expected relationship values (DataFrame) or a graph, got {type(values).__name__}")
-    from .scoring import aggregate_topics, check_values
+    from .scoring import topic_values
 
-    check_values(values)
-    if topic is not None and topic != "all":
-        topics = sorted(values["topic"].unique())
-        if topic not in topics:
-            raise InputError(f"topic '{topic}' not in relationship values (have: {', '.join(topics)})")
-        frame = values[values["topic"] == topic]
-    elif values["topic"].nunique() > 1:
-        filled = values.assign(**{c: values[c] if c in values else default for c, default in
-                                  (("n_conversations", 1), ("conversation_ids", [[]] * len(values)))})
-        frame = aggregate_topics(filled)
-    else:
-        frame = values
-    pairs: dict[tuple[str, str], list[float]] = {}
-    for a, b, w in zip(frame["agent_a"], frame["agent_b"], frame["weight"]):
-        pairs.setdefault((min(a, b), max(a, b)), []).append(float(w))
-    return {k: float(np.mean(v)) for k, v in pairs.items()}, values.attrs.get("metric", "weight")
+    frame = topic_values(values, topic)
+    pairs = {(a, b): float(w) for a, b, w in zip(frame["agent_a"], frame["agent_b"], frame["weight"])}
+    return pairs, frame.attrs.get("metric", "weight")
 
 
 def plot_value_heatmap(

@@ -24,11 +24,11 @@ from teamgraph.evaluation.extraction import (
     normalize_number,
 )
 from teamgraph.evaluation.debate import debate_answers, debate_scores, run_debates
-from teamgraph.evaluation.report import markdown_table, plot_accuracy, summary_table, write_report
+from teamgraph.evaluation.report import chance_levels, plot_accuracy, write_report
+from teamgraph.evaluation.result import EvaluationResult, markdown_table, summary_table
 from teamgraph.evaluation.runner import (
     DEFAULT_PROTOCOLS,
     EVALUATION_PROTOCOLS,
-    EvaluationResult,
     TeamSpec,
     evaluate,
     load_teams,
@@ -58,6 +58,7 @@ __all__ = [
     "debate_answers",
     "debate_scores",
     "run_debates",
+    "chance_levels",
     "markdown_table",
     "plot_accuracy",
     "summary_table",
