@@ -21,6 +21,7 @@ from .graph import build_graphs
 from .scoring import relationship_values
 from .significance import permutation_test
 from .lease import hold_store
+from .records import RECORD_FILES, RunRecord, recording
 from .store import Store
 from .teams import export_teams
 from .validation import label_agreement, label_kinds
@@ -36,6 +37,7 @@ class RunResult:
     partitions: dict[str, Partition]
     files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    record_id: str | None = None  # the run record (teamgraph.records) of the invocation that produced it
 
 
 def open_backends(config: RunConfig) -> dict[str, Backend]:
@@ -73,33 +75,37 @@ def run(config: RunConfig, out_dir: str | Path | None = None, store_path: str | 
     """Run (or resume) the whole pipeline of ``config`` and write teams JSON and figures to ``out_dir``.
 
     The run holds its store's writer lease throughout (``StoreBusyError`` when another writer holds
-    it; with ``wait``, waits for it), taken before any backend opens and released on any exit.
+    it; with ``wait``, waits for it), taken before any backend opens and released on any exit. Under
+    the lease it writes its run record (``teamgraph.records``) to the store and to
+    ``<out>/run_record.json``: ``started`` first, then ``success``, ``cancelled`` or ``error``.
     """
     path = store_path_of(config, out_dir, store_path)
-    with hold_store(path, wait=wait):
-        return _run(config, Path(out_dir or config.output), path, progress, figures)
+    out = Path(out_dir or config.output)
+    with hold_store(path, wait=wait), Store(path) as store, \
+            recording("run", config, store, out / RECORD_FILES["run"]) as record:
+        return _run(config, out, store, progress, figures, record)
 
 
-def _run(config: RunConfig, out: Path, store_path: Path, progress: bool, figures: bool) -> RunResult:
+def _run(config: RunConfig, out: Path, store: Store, progress: bool, figures: bool, record: RunRecord) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-    with contextlib.ExitStack() as stack:
-        store = stack.enter_context(Store(store_path))
-        with contextlib.ExitStack() as models:  # closed before the embedder loads: peak memory is one, not both
-            backends = open_backends(config)
-            for backend in backends.values():
-                models.callback(backend.close)
-            preflight(config, backends)
-            t0 = time.perf_counter()
-            specs = plan(config, backends)
-            conversations = run_conversations(specs, backends, store, config.conversation, progress=progress)
-            timings["conversations_s"] = time.perf_counter() - t0
-
+    timings = record.timings  # filled stage by stage: an interrupted run's record keeps the stages it finished
+    with contextlib.ExitStack() as models:  # closed before the embedder loads: peak memory is one, not both
+        backends = open_backends(config)
+        for backend in backends.values():
+            models.callback(backend.close)
+        preflight(config, backends)
+        record.update(agents=backend_identity(config, backends))
         t0 = time.perf_counter()
-        embedder = Embedder(config.scoring.embedder, device=config.scoring.device,
-                            batch_size=config.scoring.batch_size, store=store)
-        values = relationship_values(conversations, metric=config.scoring.metric, embedder=embedder, progress=progress)
-        timings["scoring_s"] = time.perf_counter() - t0
+        specs = plan(config, backends)
+        conversations = run_conversations(specs, backends, store, config.conversation, progress=progress)
+        timings["conversations_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    embedder = Embedder(config.scoring.embedder, device=config.scoring.device,
+                        batch_size=config.scoring.batch_size, store=store)
+    record.update(embedder=embedder.model_id, save=False)
+    values = relationship_values(conversations, metric=config.scoring.metric, embedder=embedder, progress=progress)
+    timings["scoring_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     graphs = build_graphs(values, threshold=config.graph.threshold, agents=config.agents)
@@ -114,16 +120,25 @@ def _run(config: RunConfig, out: Path, store_path: Path, progress: bool, figures
             label_agreement(partition, seed=c.seed, kind=kind)
     timings["communities_s"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
     files = [out / "conversations.jsonl"]
     write_conversations(conversations, files[0])
     values_path = out / "relationship_values.csv"
     values.assign(conversation_ids=values["conversation_ids"].map(" ".join)).to_csv(values_path, index=False)
     files.append(values_path)
     for topic, partition in partitions.items():
-        files.append(export_teams(partition, out / f"teams_{_slug(topic)}.json", extra={"run": config.name}))
+        files.append(export_teams(partition, out / f"teams_{_slug(topic)}.json", extra={"run": config.name},
+                                  run_record=record.id, embedder=embedder.model_id))
     if figures:
         files += _figures(partitions, out, values, conversations, embedder)
-    return RunResult(conversations, values, graphs, partitions, files, timings)
+    timings["outputs_s"] = time.perf_counter() - t0
+    # what this run used that was already stored: used - rows it added (one writer, so those are its calls)
+    before, now = record.data["store_rows"]["before"] or {}, store.counts()
+    texts = {u.text for c in conversations for u in c.utterances if u.text.strip()}
+    record.reused(
+        utterances=sum(len(c.utterances) for c in conversations) - (now["utterances"] - before.get("utterances", 0)),
+        embeddings=len(texts) - (now["embeddings"] - before.get("embeddings", 0)))
+    return RunResult(conversations, values, graphs, partitions, files, dict(timings), record.id)
 
 
 def _figures(partitions: dict[str, Partition], out: Path, values: pd.DataFrame, conversations: list[Conversation],

@@ -4,7 +4,13 @@ The store is the spine of a run. Re-running the same command finds what exists a
 what is missing; each utterance is committed as soon as it arrives, so a crash loses at most the
 calls in flight. WAL mode lets a notebook read while a run writes.
 
-A store has one writer at a time: see :mod:`teamgraph.lease`.
+A store has one writer at a time: see :mod:`teamgraph.lease`. Every ``run``, ``evaluate`` and
+``study`` leaves a record of itself in the ``runs`` table (see :mod:`teamgraph.records`).
+
+Schema versions (``meta.schema_version``): 1, the first; 2 adds the run-record columns to ``runs``
+(kind, status, message, name, teamgraph_version, revision, record). A version-1 store is migrated in
+place when it is opened (columns added; no other table is touched); a store newer than this code
+knows is refused with an ``InputError``, never read.
 """
 from __future__ import annotations
 
@@ -22,12 +28,17 @@ from .conversations import Conversation, Utterance
 from .errors import InputError
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Columns schema 2 added to ``runs`` (schema 1 had id, config, started, finished), in table order.
+RUN_COLUMNS_V2 = ("kind", "status", "message", "name", "teamgraph_version", "revision", "record")
+RUN_COLUMNS = ("id", "config", "started", "finished", *RUN_COLUMNS_V2)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, config TEXT NOT NULL, started REAL NOT NULL, finished REAL
+    id TEXT PRIMARY KEY, config TEXT NOT NULL, started REAL NOT NULL, finished REAL,
+    kind TEXT, status TEXT, message TEXT, name TEXT, teamgraph_version TEXT, revision TEXT, record TEXT
 );
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, agent_a TEXT NOT NULL, agent_b TEXT NOT NULL, topic TEXT NOT NULL,
@@ -50,6 +61,64 @@ CREATE INDEX IF NOT EXISTS answers_by_agent ON answers(agent, benchmark);
 """
 
 
+def read_schema_version(db: sqlite3.Connection, path: str) -> int | None:
+    """The store's ``meta.schema_version`` (None: a new file, or no teamgraph tables yet)."""
+    try:
+        found = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    if found is None:
+        return None
+    try:
+        return int(found[0])
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: not a usable teamgraph store (schema version {str(found[0])[:40]!r})") from None
+
+
+def check_schema_version(path: str, version: int | None) -> None:
+    """InputError for a store written by a newer teamgraph (its tables may mean something else)."""
+    if version is not None and version > SCHEMA_VERSION:
+        raise InputError(f"{path}: store schema {version} is newer than this teamgraph knows (up to "
+                         f"{SCHEMA_VERSION}); upgrade teamgraph to read it")
+    if version is not None and version < 1:
+        raise InputError(f"{path}: not a usable teamgraph store (schema version {version})")
+
+
+def run_record_row(record: dict) -> tuple:
+    """The ``runs`` row of a run record; the ``record`` column holds the rest of it as JSON."""
+    rest = {k: v for k, v in record.items() if k != "config"}
+    return (record["id"], json.dumps(record.get("config") or {}, sort_keys=True, ensure_ascii=False),
+            record["started_at"], record.get("finished_at"), record["kind"], record["status"], record.get("message"),
+            record.get("name"), record.get("teamgraph_version"), record.get("revision"),
+            json.dumps(rest, ensure_ascii=False, default=str))
+
+
+def records_from_rows(db: sqlite3.Connection, version: int) -> list[dict]:
+    """Run records from the ``runs`` table of a store of schema ``version`` (1: the bare columns)."""
+    columns = RUN_COLUMNS if version >= 2 else RUN_COLUMNS[:4]
+    out = []
+    for row in db.execute(f"SELECT {', '.join(columns)} FROM runs ORDER BY started, id"):
+        values = dict(zip(columns, row))
+        try:
+            record = json.loads(values.get("record") or "{}")
+            config = json.loads(values["config"] or "{}")
+        except json.JSONDecodeError:
+            record, config = {}, {}
+        if not isinstance(record, dict):
+            record = {}
+        record.update({k: values.get(k) for k in ("id", "kind", "status", "message", "name", "teamgraph_version",
+                                                  "revision")})
+        if version < 2 or values.get("kind") is None:  # a row from before run records (schema 1)
+            record["status"] = record["status"] or ("finished" if values["finished"] is not None else "unknown")
+            record["name"] = record["name"] or (config.get("name") if isinstance(config, dict) else None)
+        record["started_at"], record["finished_at"] = values["started"], values["finished"]
+        record["config"] = config
+        out.append(record)
+    return out
+
+
 def stable_hash(obj: Any) -> str:
     """sha256 of the canonical JSON of ``obj``: the cache key of whatever ``obj`` describes."""
     payload = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -63,19 +132,42 @@ class Store:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path}: not a usable teamgraph store ({exc})") from None
+        try:
+            check_schema_version(self.path, read_schema_version(self._db, self.path))  # before any write
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
+            self._db.close()
             raise InputError(f"{self.path}: not a usable teamgraph store ({exc})") from None
-        self._lock = threading.Lock()
-        found = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if found is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(found[0]) != SCHEMA_VERSION:
-            raise InputError(f"{self.path}: store schema {found[0]} is not the supported {SCHEMA_VERSION}")
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Bring the store to ``SCHEMA_VERSION`` in one write transaction (nothing to do when it is there)."""
+        if read_schema_version(self._db, self.path) == SCHEMA_VERSION:
+            return  # the usual case: no write lock taken
+        self._db.execute("BEGIN IMMEDIATE")  # one process migrates; another waits, then finds it done
+        try:
+            found = read_schema_version(self._db, self.path)
+            check_schema_version(self.path, found)
+            if found != SCHEMA_VERSION:
+                have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+                for column in RUN_COLUMNS_V2:  # 1 -> 2: run-record columns; existing rows keep their values
+                    if column not in have:
+                        self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -99,14 +191,15 @@ class Store:
             else:
                 self._db.execute(sql, rows)
 
-    # -- runs ---------------------------------------------------------------------------------
-    def start_run(self, config: dict) -> str:
-        run_id = stable_hash(config)[:16]
-        self._write("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, NULL)", (run_id, json.dumps(config, sort_keys=True), time.time()))
-        return run_id
+    # -- run records (teamgraph.records) -------------------------------------------------------
+    def put_run_record(self, record: dict) -> None:
+        """Write (or overwrite, by id) one run record: the dict of :class:`teamgraph.records.RunRecord`."""
+        self._write(f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
+                    run_record_row(record))
 
-    def finish_run(self, run_id: str) -> None:
-        self._write("UPDATE runs SET finished=? WHERE id=?", (time.time(), run_id))
+    def run_records(self) -> list[dict]:
+        """Every run record of the store, oldest first (see :func:`teamgraph.records.read_run_records`)."""
+        return records_from_rows(self._db, SCHEMA_VERSION)
 
     # -- conversations ------------------------------------------------------------------------
     def add_conversation(self, conv_id: str, agent_a: str, agent_b: str, topic: str, n_turns: int, spec: dict) -> None:

@@ -44,6 +44,7 @@ class StudyResult:
     tests: pd.DataFrame
     settings: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    record_id: str | None = None  # the study's run record (teamgraph.records); settings["run_record"]: its run's
 
 
 def _ci(x: Any, seed: int) -> tuple[float, float]:
@@ -200,15 +201,19 @@ def _halves(item_ids: Any, seed: int) -> tuple[list[str], list[str]]:
 def run_study(config: RunConfig, progress: bool = True, wait: bool = False) -> StudyResult:
     """Run or resume ``config`` end to end and measure recovery and team quality (see the module docstring).
 
-    Holds the store's writer lease throughout (``wait``: wait for another writer to finish)."""
+    Holds the store's writer lease throughout (``wait``: wait for another writer to finish) and
+    writes a run record of kind ``study`` (``<output>/study_record.json`` and the store); the run it
+    starts writes its own record, whose parent is the study's."""
     import contextlib
 
+    from .backends import agent_identities
     from .embedding import Embedder
     from .evaluation.answers import collect_answers
     from .evaluation.baselines import vote_samples
     from .evaluation.benchmarks import load_benchmark
     from .pipeline import open_backends, preflight, run
     from .lease import hold_store
+    from .records import RECORD_FILES, recording
     from .store import Store
     from .validation import label_kinds
 
@@ -224,19 +229,23 @@ def run_study(config: RunConfig, progress: bool = True, wait: bool = False) -> S
     store_path = config.store or Path(config.output) / "store.sqlite"
     with contextlib.ExitStack() as stack:
         stack.enter_context(hold_store(store_path, wait=wait))  # one writer per store, for the run and the answers
+        store = stack.enter_context(Store(store_path))
+        record = stack.enter_context(recording("study", config, store, Path(config.output) / RECORD_FILES["study"],
+                                               timings=timings))
         t0 = time.perf_counter()
         result = run(config, progress=progress)
         timings["run_s"] = time.perf_counter() - t0
-        store = stack.enter_context(Store(store_path))
         t0 = time.perf_counter()
         embedder = Embedder(config.scoring.embedder, device=config.scoring.device,
                             batch_size=config.scoring.batch_size, store=store)
+        record.update(embedder=embedder.model_id, save=False)
         recovery = recovery_table(config, result.conversations, embedder)
         timings["recovery_s"] = time.perf_counter() - t0
         backends = open_backends(config)
         for backend in backends.values():
             stack.callback(backend.close)
         preflight(config, backends)
+        record.update(agents=agent_identities(config.agents, backends))
         agent_rows, team_rows, test_rows = [], [], []
         for benchmark in ev.benchmarks:
             t0 = time.perf_counter()
@@ -267,13 +276,17 @@ def run_study(config: RunConfig, progress: bool = True, wait: bool = False) -> S
                                       self_consistency=self_consistency)
             team_rows += rows
             test_rows += tests
-    settings = {"config": config.source, "agents": len(config.agents), "topics": list(config.topics),
-                "benchmarks": {b: dataclasses.asdict(ev.for_benchmark(b)) for b in ev.benchmarks}, "seed": ev.seed,
-                "random_draws": ev.random_draws, "metric": config.scoring.metric,
-                "conversations": len(result.conversations),
-                "utterances": sum(len(c.utterances) for c in result.conversations)}
-    return StudyResult(recovery, pd.DataFrame(agent_rows), pd.DataFrame(team_rows), holm(pd.DataFrame(test_rows)),
-                       settings, timings)
+        settings = {"config": config.source, "agents": len(config.agents), "topics": list(config.topics),
+                    "benchmarks": {b: dataclasses.asdict(ev.for_benchmark(b)) for b in ev.benchmarks}, "seed": ev.seed,
+                    "random_draws": ev.random_draws, "metric": config.scoring.metric,
+                    "conversations": len(result.conversations),
+                    "utterances": sum(len(c.utterances) for c in result.conversations),
+                    "embedder": embedder.model_id, "record": record.id, "run_record": result.record_id,
+                    "store": str(store_path), "revision": record.data["revision"],
+                    "revision_dirty": record.data["revision_dirty"]}
+        study = StudyResult(recovery, pd.DataFrame(agent_rows), pd.DataFrame(team_rows), holm(pd.DataFrame(test_rows)),
+                            settings, dict(timings), record.id)
+    return study
 
 
 def holm(tests: pd.DataFrame) -> pd.DataFrame:
@@ -293,6 +306,14 @@ def holm(tests: pd.DataFrame) -> pd.DataFrame:
     frame = pd.concat(out).sort_index()
     frame["verdict"] = [_verdict_p(p, d, n) for p, d, n in zip(frame["p_holm"], frame["difference"], frame["n_items"])]
     return frame
+
+
+def _revision_of(settings: dict[str, Any]) -> str:
+    """The commit the study ran at: its run record's (the package's checkout), else the working folder's."""
+    revision = settings.get("revision")
+    if not revision:
+        return _git_revision()
+    return revision[:7] + (" (with uncommitted changes)" if settings.get("revision_dirty") else "")
 
 
 def _git_revision() -> str:
@@ -339,7 +360,10 @@ def write_study_report(study: StudyResult, path: str | Path, command: str) -> Pa
         "# Study: do community teams help? (generated by `teamgraph study`; do not edit by hand)",
         "",
         f"- Command: `{command}`",
-        f"- Commit: {_git_revision()}; generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- Commit: {_revision_of(s)}; generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        *([f"- Run record: `{s['record']}` (this study; its teams come from run record `{s.get('run_record')}`; "
+           f"`teamgraph runs {s.get('store', 'STORE')}` lists them); embedder `{s.get('embedder')}`"]
+          if s.get("record") else []),
         f"- Machine: {platform.platform()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}",
         f"- Roster: {s['agents']} agents ({s['config']}), topics {', '.join(s['topics'])}; "
         f"{s['conversations']} conversations, {s['utterances']} utterances; metric for teams: `{s['metric']}`",

@@ -10,7 +10,8 @@ import networkx as nx
 from ._version import __version__
 from .communities import Partition
 
-SCHEMA = "teamgraph.teams/1"
+#: /2 added ``run_record`` and ``embedder`` (null when unknown); every /1 field is unchanged.
+SCHEMA = "teamgraph.teams/2"
 _DIGITS = 6  # rounding keeps exports byte-identical and readable
 
 
@@ -23,15 +24,23 @@ def mean_internal_weight(graph: nx.Graph, members: list[str]) -> float:
     return total / (n * (n - 1) / 2)
 
 
-def teams_document(partition: Partition, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The export as a plain dict (what ``export_teams`` writes)."""
+def teams_document(partition: Partition, extra: dict[str, Any] | None = None, *, run_record: str | None = None,
+                   embedder: str | None = None) -> dict[str, Any]:
+    """The export as a plain dict (what ``export_teams`` writes).
+
+    ``run_record``: the id of the run record (``teamgraph runs STORE``) of the invocation that made
+    the partition; ``embedder``: the id of the embedder behind the relationship values (default: the
+    graph's ``embedder`` attribute when it has one).
+    """
     g = partition.graph
     r = lambda x: None if x is None else round(float(x), _DIGITS)  # noqa: E731
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "teamgraph_version": __version__,
+        "run_record": run_record,
         "topic": g.graph.get("topic"),
         "metric": g.graph.get("metric"),
+        "embedder": embedder if embedder is not None else g.graph.get("embedder"),
         "threshold": {"rule": g.graph.get("threshold"), "value": r(g.graph.get("threshold_value"))},
         "agents": [{"name": n, **{k: v for k, v in sorted(g.nodes[n].items())}} for n in sorted(g.nodes)],
         "edges": [
@@ -60,14 +69,18 @@ def teams_document(partition: Partition, extra: dict[str, Any] | None = None) ->
     return doc
 
 
-def teams_json(partition: Partition, extra: dict[str, Any] | None = None) -> str:
+def teams_json(partition: Partition, extra: dict[str, Any] | None = None, *, run_record: str | None = None,
+               embedder: str | None = None) -> str:
     """The export as a JSON string (stable key order, 2-space indent, trailing newline)."""
-    return json.dumps(teams_document(partition, extra), indent=2, ensure_ascii=False) + "\n"
+    doc = teams_document(partition, extra, run_record=run_record, embedder=embedder)
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def export_teams(partition: Partition, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write the teams JSON of ``partition`` to ``path``; identical inputs give identical bytes."""
+def export_teams(partition: Partition, path: str | Path, extra: dict[str, Any] | None = None, *,
+                 run_record: str | None = None, embedder: str | None = None) -> Path:
+    """Write the teams JSON of ``partition`` to ``path``; identical inputs give identical bytes
+    (``run_record`` and ``embedder``: see :func:`teams_document`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(teams_json(partition, extra), encoding="utf-8")
+    path.write_text(teams_json(partition, extra, run_record=run_record, embedder=embedder), encoding="utf-8")
     return path

@@ -24,6 +24,7 @@ def test_teams_command_writes_json(tmp_path):
     assert code == 0, err
     doc = json.loads((tmp_path / "teams.json").read_text())
     assert doc["metric"] == "echo_discounted_cosine" and doc["topic"] == "all"
+    assert doc["embedder"] == "sentence-transformers/all-MiniLM-L6-v2" and doc["run_record"] is None
     assert "modularity" in out
 
 

@@ -529,3 +529,54 @@ def test_real_model_end_to_end_through_teamgraph_evaluate(tmp_path, monkeypatch,
     second = capsys.readouterr().out
     assert second.split("wrote")[0] == first.split("wrote")[0]
     assert load_config(config).evaluation.n_items == 2
+
+
+def test_the_report_draws_the_one_evaluation_chart(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from teamgraph import viz
+    from teamgraph.evaluation import EvaluationResult, chance_levels, plot_accuracy
+
+    scores = pd.DataFrame([
+        {"group": "mmlu_math", "kind": "community", "team": "Ada+Euler", "source": "mathematics",
+         "protocol": "majority", "accuracy": 0.5, "accuracy_std": np.nan},
+        {"group": "mmlu_math", "kind": "single", "team": "Ada", "source": "best of 2", "protocol": "single",
+         "accuracy": 0.4, "accuracy_std": np.nan},
+        {"group": "gsm8k", "kind": "community", "team": "Ada+Euler", "source": "mathematics",
+         "protocol": "majority", "accuracy": 0.2, "accuracy_std": np.nan},
+    ])
+    items = pd.DataFrame({"group": ["mmlu_math", "mmlu_math", "gsm8k"],
+                          "kind": ["multiple_choice", "multiple_choice", "free_form"],
+                          "choices": [list("ABCD"), list("ABCDE"), []]})
+    assert chance_levels(items) == {"mmlu_math": pytest.approx((1 / 4 + 1 / 5) / 2)}
+    drawn = []
+    real = viz.plot_evaluation
+    monkeypatch.setattr(viz, "plot_evaluation", lambda table, **kw: drawn.append(kw) or real(table, **kw))
+    result = EvaluationResult(scores, pd.DataFrame(), items, pd.DataFrame(), pd.DataFrame(), {}, {})
+    path = plot_accuracy(result, tmp_path / "accuracy.png")
+    assert path == tmp_path / "accuracy.png" and path.stat().st_size > 5000
+    assert drawn == [{"protocols": None, "chance": chance_levels(items)}]
+
+
+def test_runner_and_report_import_one_way_each_alone():
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import teamgraph.evaluation as ev
+
+    folder = Path(ev.__file__).parent
+
+    def imports(name):
+        tree = ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    assert "teamgraph.evaluation.report" in imports("runner")
+    assert not {"teamgraph.evaluation.runner", "teamgraph.evaluation.report"} & imports("result")
+    assert "teamgraph.evaluation.runner" not in imports("report")
+    for module in ("teamgraph.evaluation.report", "teamgraph.evaluation.result", "teamgraph.evaluation.runner"):
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True, timeout=120)
+    for name in ("EvaluationResult", "summary_table", "markdown_table", "plot_accuracy", "write_report", "evaluate"):
+        assert name in ev.__all__ and hasattr(ev, name)

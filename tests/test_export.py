@@ -26,7 +26,8 @@ def test_identical_inputs_give_byte_identical_exports(tmp_path):
     p2, _ = pipeline(CountingEncoder, tmp_path / "b" / "teams.json")
     assert p1.read_bytes() == p2.read_bytes()
     doc = json.loads(p1.read_text())
-    assert doc["schema"] == "teamgraph.teams/1" and doc["topic"] == "mathematics"
+    assert doc["schema"] == "teamgraph.teams/2" and doc["topic"] == "mathematics"
+    assert doc["run_record"] is None  # no run: no record (teamgraph run names its own; see test_run_records.py)
     assert doc["metric"] == "mean_cosine" and doc["threshold"] == {"rule": "none", "value": None}
     names = sorted(m for t in doc["teams"] for m in t["members"]) + doc["isolates"]
     assert sorted(names) == sorted(a["name"] for a in doc["agents"]) == ["ada", "bob", "cleo", "hippo"]

@@ -45,7 +45,7 @@ def command(args: argparse.Namespace) -> int:
     partition = find_communities(graph, resolution=args.resolution, n_seeds=args.seeds, seed=args.seed)
     if args.permutations:
         permutation_test(partition, n_permutations=args.permutations, seed=args.seed, values=values)
-    out = export_teams(partition, args.json)
+    out = export_teams(partition, args.json, embedder=embedder.model_id)
     print(f"{len(convs)} conversations, {graph.number_of_nodes()} agents, {graph.number_of_edges()} edges "
           f"(topic {graph.graph['topic']}, {args.metric}, threshold {graph.graph['threshold']})")
     for i, team in enumerate(partition.teams):

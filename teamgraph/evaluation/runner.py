@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -27,6 +27,8 @@ from teamgraph.errors import InputError
 from teamgraph.evaluation.answers import backend_info, collect_answers
 from teamgraph.evaluation.benchmarks import BENCHMARKS, load_benchmark
 from teamgraph.evaluation.debate import debate_scores, run_debates
+from teamgraph.evaluation.report import write_report
+from teamgraph.evaluation.result import EvaluationResult
 from teamgraph.evaluation.voting import (
     _scores,
     _table,
@@ -36,6 +38,7 @@ from teamgraph.evaluation.voting import (
     split_items,
 )
 from teamgraph.lease import hold_store
+from teamgraph.records import RECORD_FILES, recording
 from teamgraph.store import Store
 
 #: Team protocols ``evaluate`` knows; ``debate`` makes model calls per team, so it is off by default.
@@ -67,32 +70,6 @@ class TeamSpec:
     @property
     def name(self) -> str:
         return "+".join(self.members)
-
-
-@dataclass
-class EvaluationResult:
-    """What an evaluation produced; ``scores`` is tidy: one row per (group, team, protocol)."""
-
-    scores: pd.DataFrame
-    answers: pd.DataFrame
-    items: pd.DataFrame
-    single: pd.DataFrame
-    debates: pd.DataFrame
-    weights: dict[str, list[dict[str, Any]]]  # per group: the weighted vote's two folds
-    settings: dict[str, Any]
-    files: list[Path] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def summary(self) -> pd.DataFrame:
-        """One row per (group, team or baseline), one column per protocol, formatted for reading."""
-        from teamgraph.evaluation.report import summary_table
-
-        return summary_table(self.scores)
-
-    def to_markdown(self) -> str:
-        from teamgraph.evaluation.report import markdown_table
-
-        return markdown_table(self.summary())
 
 
 # -- teams --------------------------------------------------------------------------------------
@@ -362,6 +339,9 @@ def evaluate(
             path = store or config.store or Path(config.output) / "store.sqlite"
             stack.enter_context(hold_store(path))  # one writer per store, before any backend opens
             db = stack.enter_context(Store(path))
+        # the run record (teamgraph.records), finished once the report is written; backends close before it
+        record = stack.enter_context(recording("evaluate", config, db, None if out_dir is None else
+                                               Path(out_dir) / RECORD_FILES["evaluate"], timings=timings))
         if backends is None:
             from teamgraph.pipeline import open_backends, preflight
 
@@ -370,6 +350,7 @@ def evaluate(
                 stack.callback(backend.close)
             preflight(config, backends)
         identity = backend_info(config.agents, backends)
+        record.update(agents=identity)
         t0 = time.perf_counter()
         per_group = {}
         for group in benchmarks:  # each group with its own settings (evaluation.per_benchmark)
@@ -392,37 +373,38 @@ def evaluate(
                                                  progress=progress).assign(group=group)
             timings["debate_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    frames, singles, weights, answer_frames = [], [], {}, []
-    for group in benchmarks:
-        g_items = items[items["group"] == group]
-        gold = g_items.set_index("item_id")["answer"].astype(str)
-        g_answers = per_group[group].assign(group=group)
-        answer_frames.append(g_answers)
-        mc = g_items["kind"].eq("multiple_choice").all()
-        n_choices = int(g_items["choices"].map(len).max()) if mc else None
-        group_specs = specs[group] + curated + [TeamSpec("roster", tuple(sorted(roster)), "roster")]
-        frame, weights[group] = score_group(group, g_answers, gold, roster, group_specs, protocols=protocols,
-                                            seed=seed, random_draws=random_draws, n_choices=n_choices,
-                                            debates=debates.get(group))
-        frames.append(frame)
-        singles.append(single_agent_scores(g_answers, gold).assign(group=group))
-    timings["scoring_s"] = time.perf_counter() - t0
-    result = EvaluationResult(
-        scores=pd.concat(frames, ignore_index=True),
-        answers=pd.concat(answer_frames, ignore_index=True),
-        items=items,
-        single=pd.concat(singles, ignore_index=True)[["group", "agent", "accuracy", "n_abstain"]],
-        debates=pd.concat(debates.values(), ignore_index=True) if debates else pd.DataFrame(),
-        weights=weights,
-        settings={"benchmarks": list(benchmarks), "n_items": sizes, "seed": seed, "protocols": list(protocols),
-                  "debate_rounds": debate_rounds if "debate" in protocols else 0, "random_draws": random_draws,
-                  "max_tokens": {g: ev.for_benchmark(g).max_tokens for g in benchmarks},
-                  "scoring": {g: ev.scoring_for(g) for g in benchmarks}, "run": config.name},
-        timings=timings,
-    )
-    if out_dir is not None:
-        from teamgraph.evaluation.report import write_report
-
-        result.files = write_report(result, out_dir)
+        t0 = time.perf_counter()
+        frames, singles, weights, answer_frames = [], [], {}, []
+        for group in benchmarks:
+            g_items = items[items["group"] == group]
+            gold = g_items.set_index("item_id")["answer"].astype(str)
+            g_answers = per_group[group].assign(group=group)
+            answer_frames.append(g_answers)
+            mc = g_items["kind"].eq("multiple_choice").all()
+            n_choices = int(g_items["choices"].map(len).max()) if mc else None
+            group_specs = specs[group] + curated + [TeamSpec("roster", tuple(sorted(roster)), "roster")]
+            frame, weights[group] = score_group(group, g_answers, gold, roster, group_specs, protocols=protocols,
+                                                seed=seed, random_draws=random_draws, n_choices=n_choices,
+                                                debates=debates.get(group))
+            frames.append(frame)
+            singles.append(single_agent_scores(g_answers, gold).assign(group=group))
+        timings["scoring_s"] = time.perf_counter() - t0
+        result = EvaluationResult(
+            scores=pd.concat(frames, ignore_index=True),
+            answers=pd.concat(answer_frames, ignore_index=True),
+            items=items,
+            single=pd.concat(singles, ignore_index=True)[["group", "agent", "accuracy", "n_abstain"]],
+            debates=pd.concat(debates.values(), ignore_index=True) if debates else pd.DataFrame(),
+            weights=weights,
+            settings={"benchmarks": list(benchmarks), "n_items": sizes, "seed": seed, "protocols": list(protocols),
+                      "debate_rounds": debate_rounds if "debate" in protocols else 0, "random_draws": random_draws,
+                      "max_tokens": {g: ev.for_benchmark(g).max_tokens for g in benchmarks},
+                      "scoring": {g: ev.scoring_for(g) for g in benchmarks}, "run": config.name,
+                      "run_record": record.id},
+            timings=timings,
+        )
+        if out_dir is not None:
+            result.files = write_report(result, out_dir)
+        made = db.counts()["answers"] - (record.data["store_rows"]["before"] or {}).get("answers", 0)
+        record.reused(answers=len(result.answers) + len(result.debates) - made)  # answer rows used, less those made
     return result
