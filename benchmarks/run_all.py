@@ -10,7 +10,10 @@ Benchmarks (each runs in a process of its own, so peak memory figures are its ow
   make_run  issue 3/10: `teamgraph run data/demo_zoo.yaml` from a fresh store (< 5 min, < 2 GB)
   zoo       issue 10: generation tok/s of each zoo model, side by side, and against the plan's figures
   scoring_modes  issue 11: multiple choice by generation vs likelihood vs cloze, items per second
+  crash     issue 12: SIGKILL a real run 10 times, resume: utterances lost (0), generated twice (<= kills)
   openai    issue 6: openai backend against a real local llama_cpp.server, concurrency 1 vs N
+  faults    issue 12: the same run direct and through a proxy failing 30% of calls (500/503/429/timeout/
+            reset/bad JSON/cut-off body): same conversations; every call failing: exit 2, then resumes
   vllm      issue 6: harness on vLLM vs one LLM.generate batch (>= 0.8x) and vs a naive loop;
             runs with --vllm-python (default .venv-vllm/bin/python, made by `make test-vllm`)
 
@@ -42,9 +45,12 @@ BENCHMARKS = {
     "vllm": "bench_vllm.py",
     "zoo": "bench_zoo.py",
     "scoring_modes": "bench_scoring_modes.py",
+    "crash": "bench_crash.py",
+    "faults": "bench_faults.py",
 }
 # What each benchmark needs importable; missing -> SKIP with the reason, not a crash.
-NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "zoo": ["llama_cpp"], "scoring_modes": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"]}
+NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "zoo": ["llama_cpp"], "scoring_modes": ["llama_cpp"], "crash": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"],
+         "faults": ["llama_cpp", "uvicorn", "openai"]}
 
 
 def _missing(modules: list[str], python: str) -> list[str]:
@@ -61,7 +67,7 @@ def run_one(name: str, args: argparse.Namespace) -> tuple[list[dict], float]:
             extra += ["--device", args.device]
         if args.model:
             extra += ["--model", args.model]
-    if name in ("llamacpp", "openai", "make_run", "zoo") and args.llama_threads:
+    if name in ("llamacpp", "openai", "make_run", "zoo", "faults") and args.llama_threads:
         extra += ["--threads", str(args.llama_threads)]
     if name == "vllm":
         python = args.vllm_python or str(C.ROOT / ".venv-vllm" / "bin" / "python")
