@@ -111,7 +111,7 @@ def main() -> int:
     p.add_argument("--device", default=None, help="embedding device for the scoring benchmark (cpu, cuda)")
     p.add_argument("--model", default=None, help="embedder folder for the scoring benchmark")
     p.add_argument("--llama-threads", type=int, default=None,
-                   help="llama.cpp threads for the llamacpp, openai and make_run benchmarks (default: all cores)")
+                   help="llama.cpp threads for the llamacpp, openai, make_run, zoo and faults benchmarks (default: all cores; faults: 1)")
     p.add_argument("--vllm-python", default=None, help="python with vLLM (default .venv-vllm/bin/python)")
     p.add_argument("--vllm-model", default=None, help="Hugging Face folder for the vLLM benchmark")
     args = p.parse_args()

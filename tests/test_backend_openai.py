@@ -88,11 +88,17 @@ def scripted_server() -> Iterator:
                 status, body = script.next_reply(self.path, {}, _lower(self.headers))
                 self._send(status, body)
 
-            def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
+            def _send(self, status: int, body: Any) -> None:
+                headers: dict[str, str] = {}
+                if isinstance(body, tuple):  # (extra headers, body)
+                    headers, body = body
+                kind, data = ("text/html", body) if isinstance(body, bytes) else ("application/json", json.dumps(body).encode())
+                kind = headers.pop("Content-Type", kind)
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -262,6 +268,21 @@ def test_retries_503_then_succeeds_and_logs(scripted_server, caplog: pytest.LogC
     assert path == "/v1/completions"
     assert body["prompt"] == "Ada: Hi.\nBob:" and body["model"] == "m"
     assert body["stop"] == ["\n"] and body["seed"] == 5 and body["repeat_penalty"] == 1.3 and body["top_k"] == 40
+
+
+def test_a_429_waits_for_retry_after_and_bodies_that_are_not_json_are_retried(scripted_server, caplog) -> None:
+    # text/html from a proxy, and a JSON body cut short, are transient: retried, never a traceback
+    url, script = scripted_server([(429, ({"Retry-After": "1"}, {"error": "slow down"})),
+                                   (200, b"<html>proxy error</html>"),
+                                   (200, ({"Content-Type": "application/json"}, b'{"id": "x", "choices": [')),
+                                   (200, COMPLETION)])
+    backend = OpenAIBackend(url, max_retries=3, backoff=0.01)
+    with caplog.at_level(logging.WARNING, logger="teamgraph.backends.openai"):
+        [result] = backend.generate([one_request()])
+    assert result.text == "Hello there." and len(script.seen) == 4
+    warnings = [r.getMessage() for r in caplog.records if r.name == "teamgraph.backends.openai"]
+    assert warnings[0] == f"agent ada: 429 from {url}, retry 1/3 in 1.0s"  # the server's 1 s, not the 0.01 s backoff
+    assert "200 with a body that is not JSON" in warnings[1] and "200 with a body that is not JSON" in warnings[2]
 
 
 def test_retries_exhausted_on_5xx_stop_the_run_instead_of_recording_junk(scripted_server, caplog) -> None:

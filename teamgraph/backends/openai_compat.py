@@ -1,15 +1,17 @@
 """The ``openai`` backend: any OpenAI-compatible server (OpenAI, vLLM serve, llama.cpp server, ...).
 
 Transcript requests go to ``/v1/completions``, chat requests to ``/v1/chat/completions``. Requests
-run concurrently on a thread pool. Retries are ours and visible: 429, 5xx, timeouts and connection
-errors are retried with exponential backoff and a warning per retry; when retries run out the run
-stops with a ``BackendError`` (nothing half-done is stored, so the next run resumes). The API key comes from an
+run concurrently on a thread pool. Retries are ours and visible: 429, 5xx, timeouts, connection
+errors and 200 answers whose JSON body does not parse are retried with exponential backoff and a
+warning per retry; when retries run out the run stops with a ``BackendError`` (nothing half-done
+is stored, so the next run resumes). The API key comes from an
 environment variable and is never shown in ``describe()``, ``repr``, log lines or error messages; nor is a
 password or key written into ``base_url`` (``https://user:password@host/v1``, ``...?api_key=...``): the URL
 is shown, logged and hashed into cache keys as ``redact_url`` leaves it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -35,10 +37,11 @@ _MAX_LISTED = 8  # served models named in an error message
 class _Retryable(Exception):
     """One attempt failed in a way worth retrying; ``reason`` is a short phrase for the log."""
 
-    def __init__(self, reason: str, unreachable: bool):
+    def __init__(self, reason: str, unreachable: bool, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.unreachable = unreachable
+        self.retry_after = retry_after  # the server's Retry-After, in seconds, when it sent one
 
 
 #: Query parameters shown as they are; every other value in a base_url's query is redacted.
@@ -304,7 +307,7 @@ class OpenAIBackend:
                         raise BackendError(f"agent {agent}: cannot reach {self.base_url} ({problem.reason})") from None
                     raise BackendError(f"agent {agent}: HTTP {problem.reason} from {self.base_url} "
                                        f"after {attempts} attempts; run again later to resume") from None
-                delay = self.backoff * 2 ** (attempt - 1)
+                delay = max(self.backoff * 2 ** (attempt - 1), problem.retry_after or 0.0)
                 log.warning(
                     "agent %s: %s from %s, retry %d/%d in %.1fs",
                     agent, problem.reason, self.base_url, attempt, self.max_retries, delay,
@@ -315,7 +318,7 @@ class OpenAIBackend:
     def _classify(self, agent: str, model: str | None, call: Callable[[], T]) -> T:
         """Turn the client's exceptions into ours: retryable, fatal ``BackendError`` or a failed request."""
         try:
-            return call()
+            result = call()
         except openai.APITimeoutError:
             raise _Retryable(f"timed out after {self.timeout:g}s", unreachable=True) from None
         except openai.APIConnectionError as exc:
@@ -323,7 +326,7 @@ class OpenAIBackend:
         except openai.APIStatusError as exc:
             status = exc.status_code
             if status == 429 or status >= 500:
-                raise _Retryable(str(status), unreachable=False) from None
+                raise _Retryable(str(status), unreachable=False, retry_after=_retry_after(exc)) from None
             if status in (401, 403):
                 if self.api_key_env is None:
                     raise BackendError(
@@ -341,8 +344,13 @@ class OpenAIBackend:
                     "and that the URL ends in /v1)"
                 ) from None
             raise _Failed(f"HTTP {status} from {self.base_url}: {self._scrub(_body_message(exc))}") from None
+        except json.JSONDecodeError:  # a 200 whose JSON body does not parse (corrupted on the way): transient
+            raise _Retryable("200 with a body that is not JSON", unreachable=False) from None
         except openai.APIError as exc:  # e.g. a response that does not parse
             raise _Failed(f"bad response from {self.base_url}: {self._scrub(str(exc))}") from None
+        if isinstance(result, (str, bytes)):  # a 200 that is not JSON at all (e.g. text/html from a proxy)
+            raise _Retryable("200 with a body that is not JSON", unreachable=False)
+        return result
 
     def _scrub(self, text: str) -> str:
         """Servers may echo the key (or the URL with its credentials) back in an error body: never pass it on."""
@@ -351,6 +359,15 @@ class OpenAIBackend:
         text = text.replace(self._url, self.base_url)
         text = _replace_all(text, self._secrets)
         return " ".join(text.split())[:300]
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    """Seconds from a ``Retry-After: N`` header (capped at 60; an HTTP date or junk is ignored)."""
+    try:
+        value = float(exc.response.headers.get("retry-after", ""))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return min(max(value, 0.0), 60.0) if value == value else None
 
 
 class _Failed(Exception):
