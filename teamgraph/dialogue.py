@@ -1,6 +1,7 @@
 """Topic-primed pairwise conversations: planning, prompt formats and the turn-synchronous scheduler."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -10,13 +11,17 @@ from tqdm.auto import tqdm
 from .backends.base import Backend, GenerationRequest, GenerationResult
 from .config import ConversationConfig
 from .conversations import Conversation
-from .roster import Agent, Roster
+from .roster import Agent, Roster, legacy_key_dict
 from .store import Store, stable_hash
 
 
 @dataclass(frozen=True)
 class ConversationSpec:
-    """Everything that determines one conversation; ``id`` is a hash of it (the store key)."""
+    """Everything that determines one conversation; ``id`` is a hash of it (the store key).
+
+    ``legacy_id``: the id a store written before labels left the key holds it under (None: unknown);
+    see :func:`rekey_legacy_conversations`.
+    """
 
     id: str
     opener: Agent
@@ -25,6 +30,7 @@ class ConversationSpec:
     turns: int
     seed: int
     repeat: int
+    legacy_id: str | None = None
 
     def speaker(self, turn: int) -> Agent:
         return self.opener if turn % 2 == 0 else self.partner
@@ -41,6 +47,8 @@ def plan_conversations(
     """Every unordered pair per topic and repeat (both orders when set); the roster's first agent opens.
 
     ``backend_info`` maps agent name -> what identifies its backend and weights (part of the id).
+    The id hashes each agent's :meth:`Agent.identity_dict` (labels left out: they only measure);
+    ``legacy_id`` is the same hash with the labels in, as stores written before this hold it.
     """
     backend_info = backend_info or {}
     specs = []
@@ -51,13 +59,36 @@ def plan_conversations(
                 for opener, partner in orders:
                     seed = conversation_seed(settings.seed, opener.name, partner.name, topic, repeat)
                     key = {
-                        "opener": opener.public_dict(), "partner": partner.public_dict(),
+                        "opener": opener.identity_dict(), "partner": partner.identity_dict(),
                         "backends": [backend_info.get(opener.name), backend_info.get(partner.name)],
                         "topic": topic, "turns": settings.turns, "seed": seed, "repeat": repeat,
                         "instruction": settings.instruction, "topic_line": settings.topic_line,
                     }
-                    specs.append(ConversationSpec(stable_hash(key)[:16], opener, partner, topic, settings.turns, seed, repeat))
+                    legacy = {**key, "opener": legacy_key_dict(opener), "partner": legacy_key_dict(partner)}
+                    specs.append(ConversationSpec(stable_hash(key)[:16], opener, partner, topic, settings.turns, seed,
+                                                  repeat, stable_hash(legacy)[:16]))
     return specs
+
+
+def rekey_legacy_conversations(store: Store, specs: Sequence[ConversationSpec]) -> int:
+    """Move planned conversations a store holds under their legacy (labelled) ids to their ids; how many moved.
+
+    Writes: call it as the store's writer (under its lease). Readers use :func:`stored_conversations`.
+    """
+    return store.rekey(conversations={s.id: s.legacy_id for s in specs if s.legacy_id})[0]
+
+
+def stored_conversations(store: Store, specs: Sequence[ConversationSpec]) -> list[Conversation]:
+    """The complete stored conversations of ``specs``, sorted by id, without writing to the store.
+
+    A conversation found only under its legacy id (a store not yet re-keyed) is returned with its id.
+    """
+    found = {c.id: c for c in store.conversations([s.id for s in specs])}
+    legacy = {s.legacy_id: s.id for s in specs if s.id not in found and s.legacy_id}
+    if legacy:
+        for conv in store.conversations(list(legacy)):
+            found[legacy[conv.id]] = dataclasses.replace(conv, id=legacy[conv.id])
+    return [found[i] for i in sorted(found)]
 
 
 def build_request(spec: ConversationSpec, history: Sequence[tuple[str, str]], settings: ConversationConfig) -> GenerationRequest:
@@ -100,8 +131,10 @@ def run_conversations(
 
     At each step the next utterance of every live conversation is requested together, grouped by
     backend and agent, so a batching or concurrent backend gets many requests at once. Turns already
-    in the store are reused, so an interrupted run picks up where it stopped.
+    in the store are reused, so an interrupted run picks up where it stopped; conversations a store
+    holds under their legacy (labelled) ids are re-keyed first (:func:`rekey_legacy_conversations`).
     """
+    rekey_legacy_conversations(store, specs)
     for spec in specs:
         store.add_conversation(spec.id, spec.opener.name, spec.partner.name, spec.topic, spec.turns,
                                {"seed": spec.seed, "repeat": spec.repeat})

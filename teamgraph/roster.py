@@ -42,6 +42,27 @@ class Agent:
         d["labels"] = list(self.labels)
         return d
 
+    def identity_dict(self) -> dict[str, Any]:
+        """What about the agent determines its outputs: :meth:`public_dict` without ``labels``.
+
+        Cache keys (conversation ids, answer keys) hash this, so editing a label, which is only used
+        to measure, never makes a model call again.
+        """
+        d = asdict(self)
+        del d["labels"]
+        return d
+
+
+def legacy_key_dict(agent: Agent) -> dict[str, Any]:
+    """LEGACY: the agent dict that cache keys hashed before labels left them (labels included).
+
+    Used only to find rows a store wrote under those keys and re-key them (``Store.rekey``); never
+    for a new key. Frozen on purpose: it must keep giving the old hashes whatever ``public_dict`` becomes.
+    """
+    d = asdict(agent)
+    d["labels"] = list(agent.labels)
+    return d
+
 
 class Roster(Sequence[Agent]):
     """The agents of a run, in the order given (the first of a pair opens the conversation)."""

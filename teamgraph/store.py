@@ -11,22 +11,28 @@ Schema versions (``meta.schema_version``): 1, the first; 2 adds the run-record c
 (kind, status, message, name, teamgraph_version, revision, record). A version-1 store is migrated in
 place when it is opened (columns added; no other table is touched); a store newer than this code
 knows is refused with an ``InputError``, never read.
+
+Cache keys leave agent labels out (``Agent.identity_dict``); stores written before that hold rows
+under keys that hashed the labels too. No table changed, so the schema version did not: such rows are
+re-keyed lazily, when a run plans them (:meth:`Store.rekey`), and each re-keying logs one line.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .conversations import Conversation, Utterance
 from .errors import InputError
 
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 
@@ -190,6 +196,65 @@ class Store:
                     raise
             else:
                 self._db.execute(sql, rows)
+
+    def _present(self, table: str, column: str, keys: Iterable[str]) -> set[str]:
+        keys = list(keys)
+        out: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {column} FROM {table} WHERE {column} IN ({marks})"
+            out.update(r[0] for r in self._db.execute(sql, chunk))
+        return out
+
+    def _rekey_moves(self, conversations: Mapping[str, str], answers: Mapping[str, str]) -> tuple[list, list]:
+        """(new, old) pairs to move: the old key is stored, the new one is not (nor, for a conversation, any
+        utterance under it)."""
+        conv_old = self._present("conversations", "id", conversations.values())
+        conv = [(new, old) for new, old in conversations.items() if old in conv_old]
+        if conv:
+            taken = (self._present("conversations", "id", [n for n, _ in conv])
+                     | self._present("utterances", "conversation_id", [n for n, _ in conv]))
+            conv = [(new, old) for new, old in conv if new not in taken]
+        ans_old = self._present("answers", "key", answers.values())
+        ans = [(new, old) for new, old in answers.items() if old in ans_old]
+        if ans:
+            taken = self._present("answers", "key", [n for n, _ in ans])
+            ans = [(new, old) for new, old in ans if new not in taken]
+        return conv, ans
+
+    def rekey(self, conversations: Mapping[str, str] | None = None,
+              answers: Mapping[str, str] | None = None) -> tuple[int, int]:
+        """Move rows stored under old keys to new ones, in one transaction: ``{new key: old key}`` per table.
+
+        A pair moves only when its old key is stored and its new key is not (for a conversation: no
+        conversation row and no utterance under it), so re-keying twice, or a key already present, changes
+        nothing; no other row is touched. A conversation moves with its utterances (``utterances.conversation_id``);
+        embeddings are keyed by text and embedder, not by conversation, and need nothing. Returns
+        (conversations moved, answers moved) and logs a line when it moved any.
+        """
+        conversations = {n: o for n, o in (conversations or {}).items() if o and o != n}
+        answers = {n: o for n, o in (answers or {}).items() if o and o != n}
+        if not conversations and not answers:
+            return 0, 0
+        with self._lock:
+            conv, ans = self._rekey_moves(conversations, answers)  # a read first: no write lock when nothing moves
+            if not conv and not ans:
+                return 0, 0
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                conv, ans = self._rekey_moves(conversations, answers)  # again, under the write lock
+                self._db.executemany("UPDATE conversations SET id=? WHERE id=?", conv)
+                self._db.executemany("UPDATE utterances SET conversation_id=? WHERE conversation_id=?", conv)
+                self._db.executemany("UPDATE answers SET key=? WHERE key=?", ans)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if conv or ans:
+            logger.warning("%s: re-keyed %d conversations and %d answers from labelled keys (labels are no longer "
+                           "part of cache keys; nothing was generated again)", self.path, len(conv), len(ans))
+        return len(conv), len(ans)
 
     # -- run records (teamgraph.records) -------------------------------------------------------
     def put_run_record(self, record: dict) -> None:

@@ -193,7 +193,7 @@ def config_conversations(config, store_path: str | None = None, run_missing: boo
     import contextlib
     from pathlib import Path
 
-    from .dialogue import run_conversations
+    from .dialogue import run_conversations, stored_conversations
     from .pipeline import open_backends, plan, preflight
     from .store import Store
 
@@ -210,7 +210,7 @@ def config_conversations(config, store_path: str | None = None, run_missing: boo
             preflight(config, backends)
             conversations = run_conversations(specs, backends, store, config.conversation, progress=progress)
         else:
-            conversations = store.conversations([s.id for s in specs])
+            conversations = stored_conversations(store, specs)  # a reader: legacy ids are read, not re-keyed
             if len(conversations) < len(specs):
                 raise InputError(f"{path}: {len(specs) - len(conversations)} of {len(specs)} planned conversations "
                                  "are not in the store; pass --run to generate them")

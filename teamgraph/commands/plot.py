@@ -66,6 +66,7 @@ def _config_conversations(store, config):
     loaded) to compute them; when that is not possible here (e.g. vLLM not installed), the
     conversations between the roster's agents on the config's topics are used.
     """
+    from ..dialogue import stored_conversations
     from ..errors import TeamgraphError
     from ..pipeline import open_backends, plan
 
@@ -75,11 +76,11 @@ def _config_conversations(store, config):
         names, topics = set(config.agents.names), set(config.topics)
         return [c for c in store.conversations() if c.topic in topics and set(c.pair) <= names]
     try:
-        ids = [spec.id for spec in plan(config, backends)]
+        specs = plan(config, backends)
     finally:
         for backend in backends.values():
             backend.close()
-    return store.conversations(ids)
+    return stored_conversations(store, specs)  # plot reads without the lease: legacy ids are read, not re-keyed
 
 
 def command(args: argparse.Namespace) -> int:

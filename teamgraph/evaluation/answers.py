@@ -1,8 +1,9 @@
 """Agents answer benchmark items through their backends; every reply is cached in the store.
 
 Each (agent, item, round) is one model call, keyed by a hash of everything that determines its
-output (the agent's public settings, its backend and weights, the item, the exact prompt, the
-sampling seed and the round), so re-running an evaluation costs no model call. Requests are
+output (the agent's settings but not its labels, its backend and weights, the item, the exact prompt,
+the sampling seed and the round), so re-running an evaluation costs no model call. Answers a store
+holds under the keys of before labels left them are re-keyed when first looked up. Requests are
 grouped per backend and sent in chunks of ``backend.max_batch``; each chunk is written to the
 store as soon as it arrives, so an interrupted evaluation resumes where it stopped.
 
@@ -23,7 +24,7 @@ from teamgraph.backends import agent_identities
 from teamgraph.backends.base import Backend, GenerationRequest, GenerationResult
 from teamgraph.errors import InputError
 from teamgraph.evaluation.extraction import answer_instruction, extract_answer, format_question, normalize_math
-from teamgraph.roster import Agent
+from teamgraph.roster import Agent, legacy_key_dict
 from teamgraph.store import Store, stable_hash
 
 ANSWER_COLUMNS = ["item_id", "benchmark", "agent", "round", "raw", "answer", "status", "mode"]
@@ -40,13 +41,17 @@ TRANSCRIPT_STOP = ("\n\n", "\nQuestion:")
 
 @dataclass(frozen=True)
 class AnswerJob:
-    """One model call to make (or find in the store): ``key`` is its cache key."""
+    """One model call to make (or find in the store): ``key`` is its cache key.
+
+    ``legacy_key``: the key a store written before labels left cache keys holds it under (None: unknown).
+    """
 
     key: str
     agent: Agent
     item: Mapping[str, Any]
     round: int
     request: GenerationRequest
+    legacy_key: str | None = None
 
 
 def backend_info(agents: Iterable[Agent], backends: Mapping[str, Backend]) -> dict[str, dict[str, Any]]:
@@ -134,23 +139,39 @@ def extract_reply(raw: str | None, item: Mapping[str, Any], prompt_format: str =
     return found
 
 
-def answer_key(agent: Agent, identity: Any, item_id: str, request: GenerationRequest, round: int, seed: int) -> str:
-    """Cache key of one answer: everything that determines the reply."""
+def answer_key(agent: Agent, identity: Any, item_id: str, request: GenerationRequest, round: int, seed: int,
+               legacy: bool = False) -> str:
+    """Cache key of one answer: everything that determines the reply (the agent's labels do not).
+
+    ``legacy``: the key stores written before labels left cache keys used (``roster.legacy_key_dict``).
+    """
     req = {
         "prompt": request.prompt, "messages": list(request.messages) if request.messages else None,
         "max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": request.top_p,
         "repeat_penalty": request.repeat_penalty, "seed": request.seed, "stop": list(request.stop),
         "extra": request.extra,
     }
-    return stable_hash({"kind": "answer", "agent": agent.public_dict(), "backend": identity,
-                        "item_id": str(item_id), "request": req, "round": round, "seed": seed})
+    return stable_hash({"kind": "answer", "agent": legacy_key_dict(agent) if legacy else agent.identity_dict(),
+                        "backend": identity, "item_id": str(item_id), "request": req, "round": round, "seed": seed})
 
 
 def make_job(agent: Agent, item: Mapping[str, Any], identity: Any, *, seed: int, max_tokens: int, round: int = 0,
              peers: Mapping[str, str | None] | None = None, previous: str | None = None) -> AnswerJob:
     request = build_answer_request(agent, item, seed=seed, max_tokens=max_tokens, round=round, peers=peers,
                                    previous=previous)
-    return AnswerJob(answer_key(agent, identity, str(item["item_id"]), request, round, seed), agent, item, round, request)
+    item_id = str(item["item_id"])
+    return AnswerJob(answer_key(agent, identity, item_id, request, round, seed), agent, item, round, request,
+                     answer_key(agent, identity, item_id, request, round, seed, legacy=True))
+
+
+def stored_answers(store: Store, keys: Mapping[str, str | None]) -> dict[str, dict]:
+    """Stored answers of ``keys`` ({key: legacy key or None}), by key; answers found only under their
+    legacy key are re-keyed first (``Store.rekey``: one transaction, so call it as the store's writer)."""
+    stored = store.get_answers(list(keys))
+    legacy = {k: old for k, old in keys.items() if k not in stored and old}
+    if legacy and store.rekey(answers=legacy)[1]:
+        stored.update(store.get_answers(list(legacy)))
+    return stored
 
 
 def run_jobs(
@@ -162,7 +183,7 @@ def run_jobs(
 ) -> pd.DataFrame:
     """Answer every job (stored replies are reused) and return the tidy table, one row per job, in order."""
     unique = {job.key: job for job in jobs}
-    stored = store.get_answers(list(unique))
+    stored = stored_answers(store, {k: j.legacy_key for k, j in unique.items()})
     todo = sorted((j for k, j in unique.items() if k not in stored),
                   key=lambda j: (j.agent.backend, j.agent.name, j.round, str(j.item["item_id"])))
     bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc=desc, unit="ans", disable=not progress)

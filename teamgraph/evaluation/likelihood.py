@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from teamgraph.backends.base import Backend, ContinuationScorer, OptionScorer, ScoreRequest
 from teamgraph.errors import InputError, RequestFailed
 from teamgraph.evaluation.extraction import LETTERS, format_question
-from teamgraph.roster import Agent
+from teamgraph.roster import Agent, legacy_key_dict
 from teamgraph.store import Store, stable_hash
 
 _INSTRUCTION = "Answer with the letter of the correct option."
@@ -62,10 +62,14 @@ def can_score(backend: Backend, mode: str = "likelihood") -> bool:
     return isinstance(backend, ContinuationScorer if mode == "cloze" else OptionScorer)
 
 
-def _key(agent: Agent, identity: Any, item_id: str, request: ScoreRequest, mode: str, texts: Sequence[str]) -> str:
+def _key(agent: Agent, identity: Any, item_id: str, request: ScoreRequest, mode: str, texts: Sequence[str],
+         legacy: bool = False) -> str:
+    """Cache key of one likelihood or cloze answer (the agent's labels are not in it; ``legacy``: the key of
+    stores written before labels left cache keys, ``roster.legacy_key_dict``)."""
     extra = {"texts": list(texts)} if mode == "cloze" else {}
-    return stable_hash({"kind": f"answer-{mode}", "agent": agent.public_dict(), "backend": identity,
-                        "item_id": str(item_id), "prompt": request.prompt, "options": list(request.options), **extra})
+    return stable_hash({"kind": f"answer-{mode}", "agent": legacy_key_dict(agent) if legacy else agent.identity_dict(),
+                        "backend": identity, "item_id": str(item_id), "prompt": request.prompt,
+                        "options": list(request.options), **extra})
 
 
 def best_option(logprobs: Mapping[str, float]) -> str | None:
@@ -89,9 +93,9 @@ def collect_likelihood_answers(
     Returns the tidy answer table (``ANSWER_COLUMNS``, ``mode`` = ``likelihood``); ``raw`` is the JSON
     of option -> log-probability.
     """
-    from teamgraph.evaluation.answers import ANSWER_COLUMNS
+    from teamgraph.evaluation.answers import ANSWER_COLUMNS, stored_answers
 
-    jobs = []
+    jobs, legacy = [], {}
     for agent in agents:
         for item in items:
             if item["kind"] != "multiple_choice":
@@ -99,10 +103,12 @@ def collect_likelihood_answers(
             options = tuple(LETTERS[: len(item["choices"])])
             prompt = cloze_prompt(agent, item) if mode == "cloze" else likelihood_prompt(agent, item)
             req = ScoreRequest(agent.name, agent.model, prompt, options)
-            jobs.append((_key(agent, identity.get(agent.name), item["item_id"], req, mode, item["choices"]),
-                         agent, item, req))
+            args = (agent, identity.get(agent.name), item["item_id"], req, mode, item["choices"])
+            key = _key(*args)
+            legacy[key] = _key(*args, legacy=True)  # where a store from before labels left keys holds it
+            jobs.append((key, agent, item, req))
     unique = {key: job for key, *job in jobs}
-    stored = store.get_answers(list(unique))
+    stored = stored_answers(store, legacy)
     todo = sorted((k for k in unique if k not in stored), key=lambda k: (unique[k][0].backend, unique[k][0].name))
     bar = tqdm(total=len(unique), initial=len(unique) - len(todo), desc=f"{mode} answers", unit="ans",
                disable=not progress)
