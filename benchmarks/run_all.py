@@ -14,6 +14,8 @@ Benchmarks (each runs in a process of its own, so peak memory figures are its ow
   openai    issue 6: openai backend against a real local llama_cpp.server, concurrency 1 vs N
   faults    issue 12: the same run direct and through a proxy failing 30% of calls (500/503/429/timeout/
             reset/bad JSON/cut-off body): same conversations; every call failing: exit 2, then resumes
+  communities  issue 13: find_communities (default backend, 10 seeds + consensus) on a 1,000-agent
+            complete graph vs ONE networkx louvain_communities run (<= 1.0x); python-louvain for comparison
   vllm      issue 6: harness on vLLM vs one LLM.generate batch (>= 0.8x) and vs a naive loop;
             runs with --vllm-python (default .venv-vllm/bin/python, made by `make test-vllm`)
 
@@ -47,6 +49,7 @@ BENCHMARKS = {
     "scoring_modes": "bench_scoring_modes.py",
     "crash": "bench_crash.py",
     "faults": "bench_faults.py",
+    "communities": "bench_communities.py",
 }
 # What each benchmark needs importable; missing -> SKIP with the reason, not a crash.
 NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "zoo": ["llama_cpp"], "scoring_modes": ["llama_cpp"], "crash": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"],

@@ -11,6 +11,13 @@ complex networks", Sci. Rep. 2:336), then checks the result against the seeds' o
    block-diagonal), at most :data:`MAX_CONSENSUS_ITERATIONS` rounds; a round that does not agree
    by then gives its most frequent partition (ties: the lowest seed).
 
+Above :data:`DENSE_COASSIGNMENT_MAX_AGENTS` agents ``D`` is kept only for the pairs joined by an
+edge of the graph, as a sparse matrix (Tandon et al. 2019, "Fast consensus clustering in complex
+networks", Phys. Rev. E 99:042301): memory of the order of the edges instead of 8 N**2 bytes
+(800 MB at 10,000 agents, and a 1 GB temporary per round). On a complete graph the result is the
+same; on a sparser one, pairs that some run grouped without an edge between them carry no weight
+in the re-clustering. ``Partition.consensus["coassignment"]`` is then ``"graph edges"``.
+
 Guarantees of the exported partition (tests/test_communities.py checks them on random graphs):
 
 - its modularity on the graph is at least the median of the seeds' modularities: when the
@@ -25,9 +32,25 @@ Guarantees of the exported partition (tests/test_communities.py checks them on r
 - the same graph (in any insertion order) and settings give the same, byte-identical result.
 
 When all seeds agree, that partition is the result (always so for ``n_seeds=1``).
+
+Backends (:data:`BACKENDS`; ``backend=None`` takes the first installed of sknetwork, python-louvain,
+networkx) only do the per-seed clustering, of the graph and of each consensus round's matrix; the
+consensus, its guarantees and the modularity reported (networkx's, on the graph, at the chosen
+resolution: :func:`modularity`) are the same for all of them:
+
+- ``"sknetwork"``: scikit-network's Louvain (compiled; 10 seeds on a 1,000-agent complete graph in
+  about a second). Seed ``s`` shuffles the node order with ``numpy.random.RandomState(s)``
+  (``shuffle_nodes``): without a shuffle its Louvain ignores the seed. Newman modularity, both
+  tolerances :data:`SKNETWORK_TOLERANCE`. ``"sknetwork-leiden"``: its Leiden, the same way; its
+  refinement draws from the C library's ``rand()``, which is seeded with ``srand(s)`` before each
+  seed's run (POSIX systems only: elsewhere this backend counts as not installed; a thread calling
+  ``rand()`` meanwhile would break the reproducibility);
+- ``"python-louvain"``: ``community.best_partition`` (pure Python; about 60 s for 10 seeds on 500 agents);
+- ``"networkx"``: ``networkx.community.louvain_communities`` (pure Python).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections import Counter
@@ -37,6 +60,7 @@ from typing import Any, Hashable
 
 import networkx as nx
 import numpy as np
+from scipy import sparse
 
 from .errors import InputError
 
@@ -46,6 +70,18 @@ CONSENSUS_TAU = 0.5
 MAX_CONSENSUS_ITERATIONS = 20
 #: Modularity comparisons allow for float rounding (sums in another order).
 _Q_TOLERANCE = 1e-12
+#: Per-seed clustering backends, by the name ``find_communities(backend=...)`` takes.
+BACKENDS = ("sknetwork", "sknetwork-leiden", "python-louvain", "networkx")
+#: The order ``backend=None`` tries them in.
+_DEFAULT_ORDER = ("sknetwork", "python-louvain", "networkx")
+#: scikit-network's ``tol_optimization`` and ``tol_aggregation`` (its default is 1e-3): the modularity
+#: gain below which a pass or an aggregation level stops, networkx's louvain ``threshold``.
+SKNETWORK_TOLERANCE = 1e-7
+#: Seeds reach ``numpy.random.RandomState`` (sknetwork, python-louvain), which takes 0 <= seed < 2**32.
+_SEED_LIMIT = 2**32
+#: Up to this many agents the co-assignment is a dense N x N array (8 N**2 bytes: 32 MB at 2,000);
+#: above it, a sparse matrix over the graph's edges only (see :func:`find_communities`).
+DENSE_COASSIGNMENT_MAX_AGENTS = 2000
 
 Groups = list[list[str]]
 
@@ -58,7 +94,9 @@ class Partition:
     first; ``teams`` are those of size >= 2 and ``isolates`` the agents left alone.
     ``stability`` is the mean pairwise adjusted Rand index between the seeds' partitions (1.0 =
     every seed agreed); ``coassignment[i, j]`` is the fraction of seeds putting ``nodes[i]`` and
-    ``nodes[j]`` together, and ``seed_partitions`` are the seeds' own partitions. ``consensus``
+    ``nodes[j]`` together (above :data:`DENSE_COASSIGNMENT_MAX_AGENTS` agents a ``scipy.sparse``
+    CSR matrix holding it for the graph's edges and the diagonal only), and ``seed_partitions``
+    are the seeds' own partitions. ``consensus``
     says how the exported partition was reached (see :func:`find_communities`). ``significance``
     (a ``significance.Significance``) and ``validation`` (a ``validation.LabelAgreement``) are
     filled by ``permutation_test`` and ``label_agreement``; ``validation_by_kind`` holds one
@@ -69,7 +107,7 @@ class Partition:
     modularity: float
     stability: float
     nodes: list[str]
-    coassignment: np.ndarray
+    coassignment: np.ndarray | sparse.csr_matrix
     seed_partitions: list[Groups]
     settings: dict[str, Any]
     graph: nx.Graph = field(repr=False)
@@ -96,9 +134,72 @@ def _canonical(groups: Any) -> Groups:
     return sorted((sorted(map(str, g)) for g in groups), key=lambda g: (-len(g), g[0]))
 
 
+def _groups_of(labels: np.ndarray, nodes: list[str]) -> Groups:
+    """The partition of ``nodes`` given by one label per node."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    return _canonical([[nodes[i] for i in part] for part in np.split(order, bounds)])
+
+
+def _adjacency(graph: nx.Graph, nodes: list[str]) -> sparse.csr_matrix:
+    """Symmetric CSR adjacency of ``graph`` in ``nodes`` order; a self-loop counts twice on the diagonal,
+    so row sums are networkx's weighted degrees and sknetwork's modularity is networkx's."""
+    index = {n: i for i, n in enumerate(nodes)}
+    m = graph.number_of_edges()
+    rows, cols, weights = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m)
+    for k, (u, v, w) in enumerate(graph.edges(data="weight", default=1.0)):
+        rows[k], cols[k], weights[k] = index[u], index[v], w
+    return _symmetric(rows, cols, weights, len(nodes))
+
+
+def _symmetric(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n: int) -> sparse.csr_matrix:
+    """The CSR matrix with ``weights`` at (rows, cols) and at (cols, rows) (twice on the diagonal)."""
+    matrix = sparse.coo_matrix((np.concatenate([weights, weights]),
+                                (np.concatenate([rows, cols]), np.concatenate([cols, rows]))), shape=(n, n))
+    return sparse.csr_matrix(matrix)  # sums duplicates; sknetwork wants a csr_matrix, not a csr_array
+
+
+def _sknetwork_runs(adjacency: sparse.csr_matrix, nodes: list[str], resolution: float, seeds: list[int],
+                    backend: str) -> list[Groups]:
+    """One sknetwork clustering of ``adjacency`` per seed: seed ``s`` visits the nodes in the order of a
+    ``RandomState(s)`` shuffle, so each seed is its own, reproducible run."""
+    if adjacency.nnz == 0:
+        return [_canonical([[n] for n in nodes]) for _ in seeds]
+    from sknetwork.clustering import Leiden, Louvain
+
+    leiden = backend == "sknetwork-leiden"
+    method = Leiden if leiden else Louvain
+    runs = []
+    for s in seeds:
+        if leiden:  # its refinement draws from C's rand(), which random_state does not seed
+            _c_srand()(s)
+        algorithm = method(resolution=resolution, modularity="newman", tol_optimization=SKNETWORK_TOLERANCE,
+                           tol_aggregation=SKNETWORK_TOLERANCE, shuffle_nodes=True, sort_clusters=False,
+                           return_probs=False, return_aggregate=False, random_state=np.random.RandomState(s))
+        runs.append(_groups_of(np.asarray(algorithm.fit_predict(adjacency)), nodes))
+    return runs
+
+
+@functools.lru_cache(maxsize=1)
+def _c_srand() -> Any:
+    """The C library's ``srand`` (None where ctypes cannot reach it: not a POSIX system)."""
+    try:
+        import ctypes
+
+        srand = ctypes.CDLL(None).srand
+    except (OSError, TypeError, AttributeError):
+        return None
+    srand.argtypes, srand.restype = [ctypes.c_uint], None
+    return srand
+
+
 def _louvain_once(graph: nx.Graph, resolution: float, seed: int, backend: str) -> Groups:
+    """One clustering of ``graph`` with ``seed`` by ``backend``."""
     if graph.number_of_edges() == 0:
         return _canonical([[n] for n in graph.nodes])
+    if backend.startswith("sknetwork"):
+        nodes = list(graph.nodes)
+        return _sknetwork_runs(_adjacency(graph, nodes), nodes, resolution, [seed], backend)[0]
     if backend == "python-louvain":
         import community as community_louvain
 
@@ -110,23 +211,70 @@ def _louvain_once(graph: nx.Graph, resolution: float, seed: int, backend: str) -
     return _canonical(nx.community.louvain_communities(graph, weight="weight", resolution=resolution, seed=seed))
 
 
+def backend_available(backend: str) -> bool:
+    """Whether ``backend`` (one of :data:`BACKENDS`) can be imported here."""
+    import importlib.util
+
+    if backend.startswith("sknetwork"):
+        reproducible = backend == "sknetwork" or _c_srand() is not None
+        return reproducible and importlib.util.find_spec("sknetwork") is not None
+    if backend == "python-louvain":
+        try:
+            import community  # python-louvain's module; another package of that name lacks best_partition
+        except ImportError:
+            return False
+        return hasattr(community, "best_partition")
+    return backend == "networkx"
+
+
 def _default_backend() -> str:
-    try:
-        import community  # noqa: F401  (python-louvain)
-
-        return "python-louvain" if hasattr(community, "best_partition") else "networkx"
-    except ImportError:
-        return "networkx"
+    """The first installed of :data:`_DEFAULT_ORDER` (networkx always is)."""
+    return next(b for b in _DEFAULT_ORDER if backend_available(b))
 
 
-def coassignment_matrix(partitions: list[Groups], nodes: list[str]) -> np.ndarray:
-    """Fraction of partitions in which each pair of nodes shares a community."""
+def _label_matrix(partitions: list[Groups], nodes: list[str]) -> np.ndarray:
+    """Community index of each node (columns, ``nodes`` order) in each partition (rows)."""
     index = {n: i for i, n in enumerate(nodes)}
     labels = np.zeros((len(partitions), len(nodes)), dtype=int)
     for p, groups in enumerate(partitions):
         for c, members in enumerate(groups):
             labels[p, [index[m] for m in members]] = c
+    return labels
+
+
+def coassignment_matrix(partitions: list[Groups], nodes: list[str]) -> np.ndarray:
+    """Fraction of partitions in which each pair of nodes shares a community."""
+    labels = _label_matrix(partitions, nodes)
     return (labels[:, :, None] == labels[:, None, :]).mean(axis=0)
+
+
+def pair_coassignment(partitions: list[Groups], nodes: list[str], first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """:func:`coassignment_matrix` at the pairs ``(nodes[first[k]], nodes[second[k]])`` only (the same
+    floats), in memory of the order of the pairs, not N x N."""
+    labels = _label_matrix(partitions, nodes)
+    together = np.zeros(len(first))
+    for row in labels:
+        together += row[first] == row[second]
+    return together / len(partitions)
+
+
+def _sparse_coassignment(partitions: list[Groups], nodes: list[str], first: np.ndarray,
+                         second: np.ndarray) -> sparse.csr_matrix:
+    """The co-assignment over the pairs (``first < second``) as a symmetric sparse matrix, with the diagonal
+    (1.0) and without the pairs never put together: :func:`coassignment_matrix` where it is stored."""
+    values = pair_coassignment(partitions, nodes, first, second)
+    keep = values > 0
+    n = len(nodes)
+    diagonal = np.arange(n)
+    rows = np.concatenate([first[keep], second[keep], diagonal])
+    cols = np.concatenate([second[keep], first[keep], diagonal])
+    data = np.concatenate([values[keep], values[keep], np.ones(n)])
+    return sparse.csr_matrix((data, (rows, cols)), shape=(n, n))
+
+
+def _row(co: np.ndarray | sparse.csr_matrix, i: int) -> np.ndarray:
+    """Row ``i`` of a dense or sparse co-assignment, dense."""
+    return co.getrow(i).toarray().ravel() if sparse.issparse(co) else co[i]
 
 
 def partition_labels(groups: Groups, nodes: list[str]) -> list[int]:
@@ -174,6 +322,7 @@ def modularity(graph: nx.Graph, groups: Groups, resolution: float = 1.0) -> floa
 def iterated_consensus(
     runs: list[Groups], nodes: list[str], seeds: list[int], backend: str,
     tau: float = CONSENSUS_TAU, max_iterations: int = MAX_CONSENSUS_ITERATIONS,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Groups, int, bool]:
     """Lancichinetti & Fortunato's consensus of ``runs``: ``(partition, rounds, converged)``.
 
@@ -181,7 +330,9 @@ def iterated_consensus(
     diagonal is ignored) and re-clusters it with Louvain, once per seed of ``seeds``, until all
     seeds agree. Runs that already agree are returned as they are (0 rounds). If ``max_iterations``
     rounds do not agree, the last round's most frequent partition is returned (ties: the earliest
-    seed) with ``converged=False``.
+    seed) with ``converged=False``. ``pairs`` (index arrays ``first < second``, sorted) restricts the
+    co-assignment to those pairs, the graph's edges for a large graph (Tandon et al. 2019, "Fast
+    consensus clustering in complex networks"); on a complete graph that changes nothing.
     """
     current = runs
     for rounds in range(max_iterations + 1):
@@ -189,18 +340,28 @@ def iterated_consensus(
             return current[0], rounds, True
         if rounds == max_iterations:
             break
-        co = coassignment_matrix(current, nodes)
+        if pairs is None:
+            co = coassignment_matrix(current, nodes)
+            rows, cols = np.nonzero(np.triu(co >= tau, k=1))
+            values = co[rows, cols]
+        else:
+            values = pair_coassignment(current, nodes, *pairs)
+            keep = values >= tau
+            rows, cols, values = pairs[0][keep], pairs[1][keep], values[keep]
+        if backend.startswith("sknetwork"):
+            current = _sknetwork_runs(_symmetric(rows, cols, values, len(nodes)), nodes, 1.0, seeds, backend)
+            continue
         d = nx.Graph()
         d.add_nodes_from(nodes)
-        rows, cols = np.nonzero(np.triu(co >= tau, k=1))
-        d.add_weighted_edges_from((nodes[i], nodes[j], float(co[i, j])) for i, j in zip(rows, cols))
+        d.add_weighted_edges_from(zip([nodes[i] for i in rows.tolist()], [nodes[j] for j in cols.tolist()],
+                                      values.tolist()))
         current = [_louvain_once(d, 1.0, s, backend) for s in seeds]
     counts = Counter(tuple(map(tuple, p)) for p in current)
     best = max(counts.values())
     return next(p for p in current if counts[tuple(map(tuple, p))] == best), max_iterations, False
 
 
-def _attach_isolates(graph: nx.Graph, groups: Groups, keep_alone: set[str], co: np.ndarray,
+def _attach_isolates(graph: nx.Graph, groups: Groups, keep_alone: set[str], co: np.ndarray | sparse.csr_matrix,
                      nodes: list[str], resolution: float) -> Groups:
     """Move every singleton not in ``keep_alone`` into the community where it adds the most modularity.
 
@@ -214,7 +375,8 @@ def _attach_isolates(graph: nx.Graph, groups: Groups, keep_alone: set[str], co: 
         if [agent] not in groups:
             continue  # an earlier agent already joined it
         others = [g for g in groups if g != [agent]]
-        together = {id(g): co[index[agent], [index[m] for m in g]] for g in others}
+        row = _row(co, index[agent])
+        together = {id(g): row[[index[m] for m in g]] for g in others}
         linked = ([g for g in others if any(graph.has_edge(agent, m) for m in g)]
                   or [g for g in others if together[id(g)].max() > 0])
 
@@ -229,7 +391,8 @@ def _attach_isolates(graph: nx.Graph, groups: Groups, keep_alone: set[str], co: 
 
 
 def _consensus_partition(graph: nx.Graph, runs: list[Groups], nodes: list[str], seeds: list[int],
-                         resolution: float, backend: str) -> tuple[Groups, float, dict[str, Any]]:
+                         resolution: float, backend: str, pairs: tuple[np.ndarray, np.ndarray] | None = None,
+                         ) -> tuple[Groups, float, dict[str, Any]]:
     """The exported partition, its modularity, and how it was reached (guarantees: module docstring)."""
     info: dict[str, Any] = {"method": "lancichinetti-fortunato", "tau": CONSENSUS_TAU}
     scores: dict[tuple, float] = {}
@@ -251,8 +414,8 @@ def _consensus_partition(graph: nx.Graph, runs: list[Groups], nodes: list[str], 
         alone = {g[0] for g in groups if len(g) == 1}
         return q(groups) >= floor - _Q_TOLERANCE and alone <= always_alone
 
-    co = coassignment_matrix(runs, nodes)
-    found, rounds, converged = iterated_consensus(runs, nodes, seeds, backend)
+    co = coassignment_matrix(runs, nodes) if pairs is None else _sparse_coassignment(runs, nodes, *pairs)
+    found, rounds, converged = iterated_consensus(runs, nodes, seeds, backend, pairs=pairs)
     info.update(rounds=rounds, converged=converged, seed_modularity_median=floor)
     repaired = _attach_isolates(graph, found, always_alone, co, nodes, resolution)
     if acceptable(repaired):
@@ -287,6 +450,21 @@ def _edge_weight(u: Hashable, v: Hashable, data: dict) -> float:
     return w
 
 
+def _checked_edges(graph: nx.Graph) -> tuple[list[tuple[Hashable, Hashable, Any]], np.ndarray]:
+    """``graph``'s edges and their weights as floats (1.0 when absent), checked as :func:`_edge_weight`
+    checks them; plain int and float weights are checked at once, anything else edge by edge."""
+    edges = list(graph.edges(data="weight", default=1.0))
+    raw = [w for _, _, w in edges]
+    if all(type(w) is float or type(w) is int for w in raw):  # not bool, not a numpy scalar
+        try:
+            weights = np.array(raw, dtype=float)
+        except OverflowError:  # an int beyond float: _edge_weight says so, as before
+            weights = None
+        if weights is not None and np.isfinite(weights).all() and (weights >= 0).all():
+            return edges, weights
+    return edges, np.array([_edge_weight(u, v, {"weight": w}) for u, v, w in edges], dtype=float)
+
+
 def _string_names(graph: nx.Graph) -> nx.Graph:
     """``graph`` with every node name a string: non-string names are converted with ``str``."""
     if all(isinstance(n, str) for n in graph.nodes):
@@ -313,6 +491,8 @@ def find_communities(
     Guarantees (module docstring): the modularity of the result on ``graph`` is at least the median
     of the seeds' modularities; an agent is an isolate only if every seed isolates it (always at
     resolution <= 1); same inputs give the same output. ``modularity`` is that of the result.
+    ``backend`` (one of :data:`BACKENDS`; None: sknetwork where installed, else python-louvain, else
+    networkx) does the per-seed clustering; seeds must lie in 0 .. 2**32-1 except for networkx.
 
     Agent names that are not strings (``0, 1, 2`` from a networkx generator) are converted with
     ``str`` (``Partition.graph`` is then the converted copy); names that collide as text raise
@@ -332,20 +512,44 @@ def find_communities(
         raise InputError(f"resolution must be > 0, got {resolution}")
     if n_seeds < 1:
         raise InputError(f"n_seeds must be >= 1, got {n_seeds}")
-    weights = {(u, v): _edge_weight(u, v, d) for u, v, d in graph.edges(data=True)}
+    edges, weights = _checked_edges(graph)
     backend = backend or _default_backend()
-    if backend not in ("python-louvain", "networkx"):
-        raise InputError(f"unknown Louvain backend '{backend}' (python-louvain or networkx)")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown community backend '{backend}' (choose from: {', '.join(BACKENDS)})")
+    if not backend_available(backend):
+        package = "scikit-network" if backend.startswith("sknetwork") else backend
+        also = "; its seeds need the C library's srand, a POSIX system" if backend == "sknetwork-leiden" else ""
+        raise InputError(f"community backend '{backend}' is not installed (pip install {package}){also}")
+    if backend != "networkx" and not (0 <= seed and seed + n_seeds <= _SEED_LIMIT):
+        raise InputError(f"seeds {seed} .. {seed + n_seeds - 1} must lie in 0 .. 2**32-1 for the '{backend}' backend")
     graph = _string_names(graph)
-    # Sorted node and edge order: Louvain visits nodes in insertion order.
+    # Sorted node and edge order (Louvain visits nodes in insertion order, and modularity's float sums
+    # follow it): nodes by name, edges by (smaller name, larger name); weight-0 edges left out.
+    nodes = sorted(graph.nodes)
+    index = {n: i for i, n in enumerate(nodes)}
+    ends_u = np.fromiter((index[str(u)] for u, _, _ in edges), dtype=np.int64, count=len(edges))
+    ends_v = np.fromiter((index[str(v)] for _, v, _ in edges), dtype=np.int64, count=len(edges))
+    keep = weights > 0
+    first, second = np.minimum(ends_u, ends_v)[keep], np.maximum(ends_u, ends_v)[keep]
+    weights = weights[keep]
+    order = np.lexsort((second, first))
+    first, second, weights = first[order], second[order], weights[order]
     ordered = nx.Graph()
-    ordered.add_nodes_from(sorted(graph.nodes))
-    ordered.add_weighted_edges_from(sorted(
-        (min(str(u), str(v)), max(str(u), str(v)), w) for (u, v), w in weights.items() if w > 0))
-    nodes = list(ordered.nodes)
+    ordered.add_nodes_from(nodes)
+    ordered.add_weighted_edges_from(zip([nodes[k] for k in first.tolist()], [nodes[k] for k in second.tolist()],
+                                        weights.tolist()))
+    adjacency = _symmetric(first, second, weights, len(nodes)) if backend.startswith("sknetwork") else None
     seeds = [seed + i for i in range(n_seeds)]
-    runs = [_louvain_once(ordered, resolution, s, backend) for s in seeds]
-    communities, q, info = _consensus_partition(ordered, runs, nodes, seeds, resolution, backend)
-    settings = {"method": "louvain", "backend": backend, "resolution": resolution, "n_seeds": n_seeds, "seed": seed}
-    return Partition(communities, q, stability(runs, nodes), nodes, coassignment_matrix(runs, nodes), runs,
-                     settings, graph, consensus=info)
+    runs = (_sknetwork_runs(adjacency, nodes, resolution, seeds, backend) if adjacency is not None
+            else [_louvain_once(ordered, resolution, s, backend) for s in seeds])
+    pairs = None
+    if len(nodes) > DENSE_COASSIGNMENT_MAX_AGENTS:  # the co-assignment over the graph's edges only
+        loops = first == second
+        pairs = (first[~loops], second[~loops])
+    communities, q, info = _consensus_partition(ordered, runs, nodes, seeds, resolution, backend, pairs)
+    if pairs is not None:
+        info["coassignment"] = "graph edges"
+    method = "leiden" if backend == "sknetwork-leiden" else "louvain"
+    settings = {"method": method, "backend": backend, "resolution": resolution, "n_seeds": n_seeds, "seed": seed}
+    co = coassignment_matrix(runs, nodes) if pairs is None else _sparse_coassignment(runs, nodes, *pairs)
+    return Partition(communities, q, stability(runs, nodes), nodes, co, runs, settings, graph, consensus=info)

@@ -88,6 +88,9 @@ class CommunityConfig:
     n_seeds: int = 10
     seed: int = 0
     n_permutations: int = 200  # significance test (docs/signal.md); 0 skips it
+    # per-seed clustering (communities.BACKENDS: sknetwork, sknetwork-leiden, python-louvain, networkx);
+    # None: sknetwork where installed, else python-louvain, else networkx
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -438,6 +441,14 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
     _check_range(0 <= c.seed <= SEED_LIMIT - c.n_seeds, "communities.seed",
                  f"must be in 0 .. 2**32-{c.n_seeds} (Louvain uses seeds seed .. seed+n_seeds-1, each below 2**32; "
                  f"got {_show(c.seed)})", source)
+    if c.backend is not None:
+        from .communities import BACKENDS, backend_available
+
+        _check_range(c.backend in BACKENDS, "communities.backend",
+                     f"unknown backend {_show(c.backend)} (choose from: {', '.join(BACKENDS)})", source)
+        _check_range(backend_available(c.backend), "communities.backend",
+                     f"{_show(c.backend)} is not installed (pip install "
+                     f"{'scikit-network' if c.backend.startswith('sknetwork') else c.backend})", source)
     _check_range(partial.scoring.batch_size >= 1, "scoring.batch_size",
                  f"must be >= 1 (got {_show(partial.scoring.batch_size)})", source)
     _validate_evaluation(partial.evaluation, source)

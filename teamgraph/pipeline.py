@@ -110,7 +110,7 @@ def _run(config: RunConfig, out: Path, store: Store, progress: bool, figures: bo
     t0 = time.perf_counter()
     graphs = build_graphs(values, threshold=config.graph.threshold, agents=config.agents)
     c = config.communities
-    partitions = {topic: find_communities(g, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed)
+    partitions = {topic: find_communities(g, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed, backend=c.backend)
                   for topic, g in graphs.items()}
     for partition in partitions.values():  # how much to trust them (docs/signal.md)
         if c.n_permutations:

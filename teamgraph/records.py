@@ -50,7 +50,7 @@ STATUSES = ("started", "success", "cancelled", "error")
 RECORD_FILES = {"run": "run_record.json", "evaluate": "evaluate_record.json", "study": "study_record.json"}
 #: Distributions whose versions can change results (importlib.metadata names; missing -> None).
 RESULT_PACKAGES = ("numpy", "torch", "sentence-transformers", "llama-cpp-python", "vllm", "networkx",
-                   "python-louvain", "scikit-learn", "scipy")
+                   "python-louvain", "scikit-network", "scikit-learn", "scipy")
 #: Store tables whose new rows are model calls made by this invocation.
 _CALL_TABLES = ("utterances", "answers", "embeddings")
 _MESSAGE_LIMIT = 500

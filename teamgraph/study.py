@@ -68,7 +68,7 @@ def recovery_table(config: RunConfig, conversations: list, embedder: Any, n_perm
     for metric in METRICS:
         values = relationship_values(conversations, metric=metric, embedder=embedder)
         for topic, graph in build_graphs(values, threshold=config.graph.threshold, agents=config.agents).items():
-            part = find_communities(graph, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed)
+            part = find_communities(graph, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed, backend=c.backend)
             sig = permutation_test(part, n_permutations=200, seed=c.seed, values=values, attach=False)
             for kind in kinds:
                 agree = label_agreement(part, n_permutations=n_permutations, seed=c.seed, kind=kind, attach=False)

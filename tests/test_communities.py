@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import teamgraph as tg
-from teamgraph.communities import _consensus_partition, adjusted_rand, coassignment_matrix, stability
+from teamgraph import communities
+from teamgraph.communities import (BACKENDS, _adjacency, _consensus_partition, adjusted_rand, coassignment_matrix,
+                                   partition_labels, stability)
 from teamgraph.errors import InputError
 
 
@@ -26,7 +28,7 @@ def planted_graph(groups, p_in=0.9, p_out=0.05, seed=0):
 GROUPS = [["m1", "m2", "m3", "m4"], ["d1", "d2", "d3", "d4", "d5"], ["c1", "c2", "c3"]]
 
 
-@pytest.mark.parametrize("backend", ["python-louvain", "networkx"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_planted_three_group_graph_is_recovered_exactly(backend):
     p = tg.find_communities(planted_graph(GROUPS), n_seeds=10, seed=0, backend=backend)
     assert p.communities == sorted((sorted(g) for g in GROUPS), key=lambda g: (-len(g), g[0]))
@@ -103,15 +105,15 @@ def snapshot(p):
                          p.settings, p.consensus))
 
 
-@pytest.mark.parametrize("resolution", [1.0, 0.5])
-def test_consensus_guarantees_on_random_graphs(resolution):
-    """On 48 seeded random graphs: modularity >= the seeds' median, isolates only where every seed
-    isolates, byte-identical reruns. (The connected-components consensus it replaced failed the
-    first property on 13 and the second on 5 of 200 such graphs at resolution 1.)"""
+@pytest.mark.parametrize("resolution, backend", [(1.0, b) for b in BACKENDS] + [(0.5, None)])
+def test_consensus_guarantees_on_random_graphs(resolution, backend):
+    """On 48 seeded random graphs, with every backend: modularity >= the seeds' median, isolates only
+    where every seed isolates, byte-identical reruns. (The connected-components consensus it replaced
+    failed the first property on 13 and the second on 5 of 200 such graphs at resolution 1.)"""
     fallbacks = 0
     for s in range(48):
         g = random_weighted_graph(s)
-        p = tg.find_communities(g, resolution=resolution, n_seeds=10, seed=s)
+        p = tg.find_communities(g, resolution=resolution, n_seeds=10, seed=s, backend=backend)
         h = nx.relabel_nodes(g, str)  # integer names come back as strings
         assert sorted(n for c in p.communities for n in c) == sorted(h.nodes)
         seed_q = [nx.community.modularity(h, [set(c) for c in r], weight="weight", resolution=resolution)
@@ -122,7 +124,7 @@ def test_consensus_guarantees_on_random_graphs(resolution):
         always_alone = set.intersection(*({c[0] for c in r if len(c) == 1} for r in p.seed_partitions))
         assert set(p.isolates) <= always_alone, (s, p.isolates)
         assert set(p.isolates) == {n for n in h.nodes if h.degree(n) == 0}  # resolution <= 1: Louvain isolates no agent with an edge
-        assert snapshot(tg.find_communities(g, resolution=resolution, n_seeds=10, seed=s)) == snapshot(p)
+        assert snapshot(tg.find_communities(g, resolution=resolution, n_seeds=10, seed=s, backend=backend)) == snapshot(p)
         fallbacks += p.consensus["outcome"].startswith("seed")
     assert fallbacks <= 6  # the fallback is a safety net, not the rule
 
@@ -193,7 +195,7 @@ def test_non_finite_weights_are_rejected_naming_the_pair(weight):
 
 def test_edges_that_all_weigh_zero_leave_every_agent_an_isolate():
     g = nx.Graph([("a", "b", {"weight": 0.0}), ("b", "c", {"weight": 0})])
-    for backend in ("python-louvain", "networkx"):
+    for backend in BACKENDS:
         p = tg.find_communities(g, n_seeds=3, backend=backend)
         assert p.isolates == ["a", "b", "c"] and p.teams == [] and p.modularity == 0.0
     # zero-weight edges beside weighted ones change nothing
@@ -226,3 +228,153 @@ def test_same_graph_in_another_insertion_order_gives_same_partition():
     shuffled.add_edges_from((v, u, d) for u, v, d in edge_list)
     a, b = tg.find_communities(g), tg.find_communities(shuffled)
     assert a.communities == b.communities and a.modularity == b.modularity and a.stability == b.stability
+
+
+# -- backends ---------------------------------------------------------------------------------
+
+def test_sknetwork_is_the_default_when_installed_and_the_others_follow(monkeypatch):
+    assert tg.find_communities(planted_graph(GROUPS), n_seeds=2).settings["backend"] == "sknetwork"
+    monkeypatch.setattr(communities, "backend_available", lambda b: b != "sknetwork")
+    assert communities._default_backend() == "python-louvain"
+    monkeypatch.setattr(communities, "backend_available", lambda b: b == "networkx")
+    assert communities._default_backend() == "networkx"
+    with pytest.raises(InputError, match="'sknetwork' is not installed"):
+        tg.find_communities(planted_graph(GROUPS), backend="sknetwork")
+
+
+def test_unknown_backends_and_seeds_numpy_cannot_take_are_refused():
+    with pytest.raises(InputError, match="unknown community backend 'leiden'.*sknetwork-leiden"):
+        tg.find_communities(planted_graph(GROUPS), backend="leiden")
+    for backend in ("sknetwork", "sknetwork-leiden", "python-louvain"):
+        with pytest.raises(InputError, match="0 .. 2\\*\\*32-1"):
+            tg.find_communities(planted_graph(GROUPS), seed=-1, backend=backend)
+        with pytest.raises(InputError, match="0 .. 2\\*\\*32-1"):
+            tg.find_communities(planted_graph(GROUPS), seed=2**32 - 9, n_seeds=10, backend=backend)
+        assert tg.find_communities(planted_graph(GROUPS), seed=2**32 - 10, n_seeds=10, backend=backend).teams
+
+
+@pytest.mark.parametrize("backend", ["sknetwork", "sknetwork-leiden"])
+def test_sknetwork_seeds_are_distinct_reproducible_runs(backend):
+    """Each seed visits the nodes in its own order (without a shuffle sknetwork ignores the seed):
+    on graphs without a clear structure the seeds disagree, and the same seed gives the same run."""
+    distinct = 0
+    for s in range(6):
+        g = nx.relabel_nodes(nx.gnp_random_graph(30, 0.2, seed=s), str)
+        p = tg.find_communities(g, n_seeds=10, seed=0, backend=backend)
+        distinct += len({tuple(map(tuple, r)) for r in p.seed_partitions}) > 1
+        again = tg.find_communities(g, n_seeds=10, seed=0, backend=backend)
+        assert snapshot(again) == snapshot(p)
+        shifted = tg.find_communities(g, n_seeds=9, seed=1, backend=backend)  # seeds 1..9: the same runs
+        assert shifted.seed_partitions == p.seed_partitions[1:]
+    assert distinct >= 5
+
+
+def test_sknetwork_adjacency_has_networkx_degrees_self_loops_included():
+    g = nx.Graph([("a", "b", {"weight": 2.0}), ("b", "c", {"weight": 0.5}), ("c", "c", {"weight": 3.0})])
+    g.add_node("d")
+    nodes = ["a", "b", "c", "d"]
+    adjacency = _adjacency(g, nodes)
+    assert (adjacency != adjacency.T).nnz == 0
+    assert np.asarray(adjacency.sum(axis=1)).ravel().tolist() == [g.degree(n, weight="weight") for n in nodes]
+    for backend in BACKENDS:  # the loop keeps c apart from b (gain < 0): every backend agrees
+        p = tg.find_communities(g, n_seeds=3, backend=backend)
+        assert p.modularity == pytest.approx(nx.community.modularity(g, [set(c) for c in p.communities], weight="weight"))
+
+
+@pytest.mark.parametrize("s", range(4))
+def test_every_backend_finds_the_planted_partition(s):
+    """networkx's planted-partition graphs with clear groups (unweighted; and with weights): every
+    backend returns the planted partition (ARI 1.0), so all return the same one."""
+    rng = np.random.default_rng(s)
+    sizes = [int(x) for x in rng.integers(5, 15, size=int(rng.integers(3, 7)))]
+    g = nx.random_partition_graph(sizes, 0.9, 0.02, seed=s)
+    if s % 2:
+        for u, v in g.edges:
+            g.edges[u, v]["weight"] = float(rng.uniform(0.5, 1.5))
+    truth = [sorted(map(str, c)) for c in g.graph["partition"]]
+    nodes = sorted(map(str, g.nodes))
+    found = {b: tg.find_communities(g, n_seeds=10, seed=s, backend=b).communities for b in BACKENDS}
+    for b, groups in found.items():
+        assert adjusted_rand(partition_labels(groups, nodes), partition_labels(truth, nodes)) == 1.0, (b, s)
+    assert all(groups == found["networkx"] for groups in found.values())
+
+
+@pytest.mark.parametrize("name", ["karate", "les_miserables"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_consensus_modularity_reaches_networkx_best_of_20(name, backend):
+    """Karate club and Les Miserables (weights as given): the consensus modularity of every backend is
+    within 0.005 of the best of networkx's louvain_communities over 20 seeds (a reference outside
+    this package)."""
+    g = nx.karate_club_graph() if name == "karate" else nx.les_miserables_graph()
+    best = max(nx.community.modularity(g, nx.community.louvain_communities(g, weight="weight", seed=s), weight="weight")
+               for s in range(20))
+    for seed in (0, 100):
+        p = tg.find_communities(g, n_seeds=10, seed=seed, backend=backend)
+        assert p.modularity >= best - 0.005, (seed, p.modularity, best)
+
+
+# -- co-assignment over the graph's edges (large graphs) ----------------------------------------
+
+def test_pair_coassignment_is_the_dense_matrix_at_those_pairs():
+    rng = np.random.default_rng(0)
+    nodes = [f"n{i:02d}" for i in range(30)]
+    runs = [communities._canonical([[n for n, lab in zip(nodes, labels) if lab == c] for c in set(labels)])
+            for labels in rng.integers(0, 4, size=(7, 30)).tolist()]
+    first, second = np.triu_indices(30, k=1)
+    dense = coassignment_matrix(runs, nodes)
+    assert np.array_equal(communities.pair_coassignment(runs, nodes, first, second), dense[first, second])
+    sparse_co = communities._sparse_coassignment(runs, nodes, first, second)
+    assert np.array_equal(sparse_co.toarray(), dense)
+
+
+def complete_random_graph(s, n=16):
+    rng = np.random.default_rng(s)
+    g = nx.complete_graph(n)
+    for u, v in g.edges:
+        g.edges[u, v]["weight"] = float(rng.uniform(0.05, 1.0))
+    return g
+
+
+@pytest.mark.parametrize("backend", ["sknetwork", "networkx"])
+def test_coassignment_over_edges_changes_nothing_on_a_complete_graph(backend, monkeypatch):
+    rounds = 0
+    for s in range(12):
+        g = complete_random_graph(s)
+        dense = tg.find_communities(g, n_seeds=10, seed=s, backend=backend)
+        monkeypatch.setattr(communities, "DENSE_COASSIGNMENT_MAX_AGENTS", 0)
+        over_edges = tg.find_communities(g, n_seeds=10, seed=s, backend=backend)
+        monkeypatch.undo()
+        assert over_edges.consensus.pop("coassignment") == "graph edges"
+        assert over_edges.communities == dense.communities and over_edges.stability == dense.stability
+        assert over_edges.modularity == dense.modularity and over_edges.consensus == dense.consensus
+        assert np.array_equal(over_edges.coassignment.toarray(), dense.coassignment)
+        rounds += dense.consensus["rounds"] > 0
+    assert rounds >= 3  # the consensus rounds ran, on the edges alone
+
+
+@pytest.mark.parametrize("backend", ["sknetwork", "python-louvain"])
+def test_coassignment_over_edges_keeps_the_guarantees(backend, monkeypatch):
+    monkeypatch.setattr(communities, "DENSE_COASSIGNMENT_MAX_AGENTS", 0)
+    for s in range(48):
+        g = random_weighted_graph(s)
+        p = tg.find_communities(g, n_seeds=10, seed=s, backend=backend)
+        h = nx.relabel_nodes(g, str)
+        seed_q = [nx.community.modularity(h, [set(c) for c in r], weight="weight") for r in p.seed_partitions]
+        assert p.modularity >= np.median(seed_q) - 1e-12, s
+        assert set(p.isolates) == {n for n in h.nodes if h.degree(n) == 0}, s
+        assert p.consensus["coassignment"] == "graph edges"
+        assert p.coassignment.nnz <= 2 * h.number_of_edges() + h.number_of_nodes()
+        assert snapshot(tg.find_communities(g, n_seeds=10, seed=s, backend=backend)) == snapshot(p)
+
+
+def test_the_run_file_names_a_backend_and_unknown_ones_are_refused_at_load():
+    from teamgraph.config import config_from_dict
+    from teamgraph.errors import ConfigError
+
+    base = {"backends": {"local": {"type": "llamacpp"}}, "agents": [{"name": "a"}, {"name": "b"}], "topics": ["m"]}
+    assert config_from_dict(base).communities.backend is None  # the default: the first installed
+    for backend in BACKENDS:
+        assert config_from_dict({**base, "communities": {"backend": backend}}).communities.backend == backend
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({**base, "communities": {"backend": "leiden"}})
+    assert info.value.field == "communities.backend" and "sknetwork-leiden" in str(info.value)

@@ -144,7 +144,7 @@ def command(args: argparse.Namespace) -> int:
             graphs = {args.topic: build_graph(values, threshold=threshold, topic=one_topic, agents=agents)}
         else:
             graphs = build_graphs(values, threshold=threshold, agents=agents)
-        partitions = {t: find_communities(g, resolution=resolution, n_seeds=n_seeds, seed=seed) for t, g in graphs.items()}
+        partitions = {t: find_communities(g, resolution=resolution, n_seeds=n_seeds, seed=seed, backend=config.communities.backend if config else None) for t, g in graphs.items()}
         files = write_figures(args.out, partitions, values=values, conversations=conversations, embedder=embedder,
                               evaluation=evaluation, formats=formats, n_trajectories=args.trajectories, dpi=args.dpi)
     finally:
