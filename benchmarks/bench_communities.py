@@ -57,7 +57,7 @@ def _agreement(groups, truth: dict) -> float:
 
 
 def _summary(partition, truth: dict, seconds: float) -> dict:
-    return {"seconds": seconds, "backend": partition.settings["backend"], "communities": len(partition.communities),
+    return {"seconds": seconds, "backend": partition.settings.backend, "communities": len(partition.communities),
             "ari_vs_planted": _agreement(partition.communities, truth), "modularity": partition.modularity,
             "stability": partition.stability, "outcome": partition.consensus.get("outcome"),
             "rounds": partition.consensus.get("rounds"), "load_1min": C.load_average()}

@@ -237,7 +237,7 @@ def phase_communities(n_agents: int, n_seeds: int) -> dict:
         "seconds": untraced, "seconds_traced": seconds, "traced_peak_mb": traced_peak / 2**20,
         "peak_rss_mb": C.peak_rss_mb(), "rss_with_graph_mb": base_rss, "edges": graph.number_of_edges(),
         "communities": len(partition.communities), "modularity": partition.modularity,
-        "stability": partition.stability, "backend": partition.settings["backend"],
+        "stability": partition.stability, "backend": partition.settings.backend,
         "same_result_twice": again.communities == partition.communities,
     }
 

@@ -16,6 +16,8 @@ from . import commands
 from ._version import __version__
 from .errors import TeamgraphError
 
+__all__ = ["build_parser", "one_line", "main"]
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument as one line (no usage dump) and exit code 2."""

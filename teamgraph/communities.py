@@ -50,19 +50,32 @@ resolution: :func:`modularity`) are the same for all of them:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from numbers import Real
-from typing import Any, Hashable
+from typing import TYPE_CHECKING, Any, Hashable, Mapping, cast
 
 import networkx as nx
 import numpy as np
 from scipy import sparse
 
 from .errors import InputError
+from .limits import DEFAULT_N_SEEDS, DEFAULT_RESOLUTION, DEFAULT_SEED, SEED_LIMIT, check
+
+__all__ = [
+    "CONSENSUS_TAU", "MAX_CONSENSUS_ITERATIONS", "BACKENDS", "SKNETWORK_TOLERANCE",
+    "DENSE_COASSIGNMENT_MAX_AGENTS", "Groups", "CommunitySettings", "Partition", "backend_available",
+    "coassignment_matrix", "pair_coassignment", "partition_labels", "adjusted_rand", "stability",
+    "modularity", "iterated_consensus", "find_communities"
+]
+
+if TYPE_CHECKING:
+    from .significance import Significance
+    from .validation import LabelAgreement
 
 #: Co-assignment below this fraction of runs is dropped before re-clustering (Lancichinetti & Fortunato's tau).
 CONSENSUS_TAU = 0.5
@@ -77,8 +90,6 @@ _DEFAULT_ORDER = ("sknetwork", "python-louvain", "networkx")
 #: scikit-network's ``tol_optimization`` and ``tol_aggregation`` (its default is 1e-3): the modularity
 #: gain below which a pass or an aggregation level stops, networkx's louvain ``threshold``.
 SKNETWORK_TOLERANCE = 1e-7
-#: Seeds reach ``numpy.random.RandomState`` (sknetwork, python-louvain), which takes 0 <= seed < 2**32.
-_SEED_LIMIT = 2**32
 #: Up to this many agents the co-assignment is a dense N x N array (8 N**2 bytes: 32 MB at 2,000);
 #: above it, a sparse matrix over the graph's edges only (see :func:`find_communities`).
 DENSE_COASSIGNMENT_MAX_AGENTS = 2000
@@ -86,7 +97,47 @@ DENSE_COASSIGNMENT_MAX_AGENTS = 2000
 Groups = list[list[str]]
 
 
-@dataclass
+@dataclass(frozen=True)
+class CommunitySettings:
+    """How a :class:`Partition` was found: the arguments of :func:`find_communities` that made it.
+
+    Parameters
+    ----------
+    method : str
+        ``"louvain"`` or ``"leiden"``.
+    backend : str
+        The per-seed clustering backend (one of :data:`BACKENDS`).
+    resolution : float
+        Louvain's resolution.
+    n_seeds : int
+        Seeds combined by consensus.
+    seed : int
+        The first seed (seeds ``seed .. seed + n_seeds - 1``).
+
+    Examples
+    --------
+    >>> CommunitySettings("louvain", "networkx", 1.0, 10, 0).as_dict()["n_seeds"]
+    10
+    """
+
+    method: str
+    backend: str
+    resolution: float
+    n_seeds: int
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready mapping (teams JSON ``partition``).
+
+        Returns
+        -------
+        dict
+            ``method``, ``backend``, ``resolution``, ``n_seeds`` and ``seed``.
+        """
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Partition:
     """Communities of a language-model graph and how much to trust them.
 
@@ -97,10 +148,38 @@ class Partition:
     ``nodes[j]`` together (above :data:`DENSE_COASSIGNMENT_MAX_AGENTS` agents a ``scipy.sparse``
     CSR matrix holding it for the graph's edges and the diagonal only), and ``seed_partitions``
     are the seeds' own partitions. ``consensus``
-    says how the exported partition was reached (see :func:`find_communities`). ``significance``
-    (a ``significance.Significance``) and ``validation`` (a ``validation.LabelAgreement``) are
-    filled by ``permutation_test`` and ``label_agreement``; ``validation_by_kind`` holds one
-    agreement per label kind (``family``, ``role``: see validation.py).
+    says how the exported partition was reached (see :func:`find_communities`) and ``settings``
+    with what. A Partition is a value: nothing changes it after it is made. ``significance`` (from
+    ``permutation_test``), ``validation`` and ``validation_by_kind`` (from ``label_agreement``, one
+    agreement per label kind such as ``family``, ``role``: see validation.py) are empty as
+    :func:`find_communities` returns it; :meth:`with_significance` and :meth:`with_validation`
+    give a copy that carries them.
+
+    Parameters
+    ----------
+    communities : list of list of str
+        Every community, singletons included, canonical order.
+    modularity, stability : float
+        Of the exported partition, and the seeds' mean pairwise ARI.
+    nodes : list of str
+        The agents, sorted; the order of ``coassignment``.
+    coassignment : ndarray or scipy.sparse.csr_matrix
+        Fraction of seeds putting two agents together.
+    seed_partitions : list
+        Each seed's own partition.
+    settings : CommunitySettings
+        The arguments that made it.
+    graph : networkx.Graph
+        The graph it partitions.
+    significance, validation, validation_by_kind, consensus
+        See above.
+
+    Examples
+    --------
+    >>> g = nx.Graph([("a", "b", {"weight": 1.0}), ("c", "d", {"weight": 1.0}), ("e", "a", {"weight": 0.0})])
+    >>> part = find_communities(g, n_seeds=3)
+    >>> part.teams, part.isolates, part.settings.n_seeds
+    ([['a', 'b'], ['c', 'd']], ['e'], 3)
     """
 
     communities: Groups
@@ -109,12 +188,65 @@ class Partition:
     nodes: list[str]
     coassignment: np.ndarray | sparse.csr_matrix
     seed_partitions: list[Groups]
-    settings: dict[str, Any]
+    settings: CommunitySettings
     graph: nx.Graph = field(repr=False)
-    significance: Any = None
-    validation: Any = None
-    validation_by_kind: dict[str, Any] = field(default_factory=dict)
-    consensus: dict[str, Any] = field(default_factory=dict)
+    significance: Significance | None = None
+    validation: LabelAgreement | None = None
+    validation_by_kind: Mapping[str, LabelAgreement] = field(default_factory=dict)
+    consensus: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_significance(self, significance: Significance | None) -> Partition:
+        """A copy of this partition that carries ``significance`` (from :func:`~teamgraph.permutation_test`).
+
+        Parameters
+        ----------
+        significance : Significance or None
+
+        Returns
+        -------
+        Partition
+
+        Examples
+        --------
+        >>> g = nx.Graph([("a", "b", {"weight": 1.0}), ("c", "d", {"weight": 1.0})])
+        >>> part = find_communities(g, n_seeds=2)
+        >>> part.with_significance(None) is part, part.significance is None
+        (False, True)
+        """
+        return dataclasses.replace(self, significance=significance)
+
+    def with_validation(self, agreement: LabelAgreement | None, kind: str | None = None) -> Partition:
+        """A copy that carries ``agreement`` (from :func:`~teamgraph.label_agreement`).
+
+        Parameters
+        ----------
+        agreement : LabelAgreement or None
+            None (labels too few to measure) leaves the copy without one.
+        kind : str, optional
+            The label kind measured (``family``, ``role``); the agreement then goes in
+            ``validation_by_kind[kind]``; without, it is ``validation``.
+
+        Returns
+        -------
+        Partition
+
+        Examples
+        --------
+        >>> from teamgraph.validation import label_agreement
+        >>> g = nx.Graph([("a", "b", {"weight": 1.0}), ("c", "d", {"weight": 1.0})])
+        >>> part = find_communities(g, n_seeds=2)
+        >>> labels = {"a": "x", "b": "x", "c": "y", "d": "y"}
+        >>> part.with_validation(label_agreement(part, labels, n_permutations=20)).validation.ari
+        1.0
+        """
+        if kind is None:
+            return dataclasses.replace(self, validation=agreement)
+        by_kind = dict(self.validation_by_kind)
+        if agreement is None:
+            by_kind.pop(kind, None)
+        else:
+            by_kind[kind] = agreement
+        return dataclasses.replace(self, validation_by_kind=by_kind)
 
     @property
     def teams(self) -> Groups:
@@ -245,7 +377,8 @@ def _label_matrix(partitions: list[Groups], nodes: list[str]) -> np.ndarray:
 def coassignment_matrix(partitions: list[Groups], nodes: list[str]) -> np.ndarray:
     """Fraction of partitions in which each pair of nodes shares a community."""
     labels = _label_matrix(partitions, nodes)
-    return (labels[:, :, None] == labels[:, None, :]).mean(axis=0)
+    together: np.ndarray = (labels[:, :, None] == labels[:, None, :]).mean(axis=0)
+    return together
 
 
 def pair_coassignment(partitions: list[Groups], nodes: list[str], first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -274,7 +407,9 @@ def _sparse_coassignment(partitions: list[Groups], nodes: list[str], first: np.n
 
 def _row(co: np.ndarray | sparse.csr_matrix, i: int) -> np.ndarray:
     """Row ``i`` of a dense or sparse co-assignment, dense."""
-    return co.getrow(i).toarray().ravel() if sparse.issparse(co) else co[i]
+    if sparse.issparse(co):
+        return np.asarray(cast(sparse.csr_matrix, co).getrow(i).toarray()).ravel()
+    return np.asarray(co[i])
 
 
 def partition_labels(groups: Groups, nodes: list[str]) -> list[int]:
@@ -395,7 +530,7 @@ def _consensus_partition(graph: nx.Graph, runs: list[Groups], nodes: list[str], 
                          ) -> tuple[Groups, float, dict[str, Any]]:
     """The exported partition, its modularity, and how it was reached (guarantees: module docstring)."""
     info: dict[str, Any] = {"method": "lancichinetti-fortunato", "tau": CONSENSUS_TAU}
-    scores: dict[tuple, float] = {}
+    scores: dict[tuple[tuple[str, ...], ...], float] = {}
 
     def q(groups: Groups) -> float:
         key = tuple(map(tuple, groups))
@@ -437,7 +572,7 @@ def _consensus_partition(graph: nx.Graph, runs: list[Groups], nodes: list[str], 
 
 # -- input ------------------------------------------------------------------------------------
 
-def _edge_weight(u: Hashable, v: Hashable, data: dict) -> float:
+def _edge_weight(u: Hashable, v: Hashable, data: dict[str, Any]) -> float:
     """The edge's weight as a float (1.0 when absent); InputError naming the pair when unusable."""
     w = data.get("weight", 1.0)
     if isinstance(w, bool) or not isinstance(w, Real):
@@ -481,9 +616,9 @@ def _string_names(graph: nx.Graph) -> nx.Graph:
 
 def find_communities(
     graph: nx.Graph,
-    resolution: float = 1.0,
-    n_seeds: int = 10,
-    seed: int = 0,
+    resolution: float = DEFAULT_RESOLUTION,
+    n_seeds: int = DEFAULT_N_SEEDS,
+    seed: int = DEFAULT_SEED,
     backend: str | None = None,
 ) -> Partition:
     """Louvain over ``n_seeds`` seeds (``seed .. seed+n_seeds-1``), combined by iterated consensus.
@@ -500,6 +635,32 @@ def find_communities(
     edges of weight 0 carry nothing for modularity and are ignored, so a graph whose edges all
     weigh 0 is treated as edgeless: every agent an isolate, modularity 0.
 
+    Parameters
+    ----------
+    graph : networkx.Graph
+        Undirected, weighted (``weight``) language-model graph, e.g. from :func:`teamgraph.build_graph`.
+    resolution : float
+        Louvain's resolution (limit ``resolution``: > 0); above 1 favours smaller communities.
+    n_seeds : int
+        Louvain runs combined by consensus (limit ``n_seeds``).
+    seed : int
+        The first seed.
+    backend : str, optional
+        One of :data:`BACKENDS`.
+
+    Returns
+    -------
+    Partition
+        The communities, with modularity, stability, co-assignment and settings.
+
+    Raises
+    ------
+    InputError
+        Not an undirected simple graph, no agents, a bad weight or name, a setting out of its
+        limit, an unknown or missing backend.
+
+    Examples
+    --------
     >>> g = nx.Graph([("a", "b", {"weight": 1.0}), ("c", "d", {"weight": 1.0})])
     >>> find_communities(g, n_seeds=3).communities
     [['a', 'b'], ['c', 'd']]
@@ -508,10 +669,8 @@ def find_communities(
         raise InputError("find_communities needs an undirected networkx Graph (not directed, not a multigraph)")
     if graph.number_of_nodes() == 0:
         raise InputError("the graph has no agents")
-    if not resolution > 0:
-        raise InputError(f"resolution must be > 0, got {resolution}")
-    if n_seeds < 1:
-        raise InputError(f"n_seeds must be >= 1, got {n_seeds}")
+    check("resolution", resolution)
+    check("n_seeds", n_seeds)
     edges, weights = _checked_edges(graph)
     backend = backend or _default_backend()
     if backend not in BACKENDS:
@@ -520,7 +679,7 @@ def find_communities(
         package = "scikit-network" if backend.startswith("sknetwork") else backend
         also = "; its seeds need the C library's srand, a POSIX system" if backend == "sknetwork-leiden" else ""
         raise InputError(f"community backend '{backend}' is not installed (pip install {package}){also}")
-    if backend != "networkx" and not (0 <= seed and seed + n_seeds <= _SEED_LIMIT):
+    if backend != "networkx" and not (0 <= seed and seed + n_seeds <= SEED_LIMIT):
         raise InputError(f"seeds {seed} .. {seed + n_seeds - 1} must lie in 0 .. 2**32-1 for the '{backend}' backend")
     graph = _string_names(graph)
     # Sorted node and edge order (Louvain visits nodes in insertion order, and modularity's float sums
@@ -550,6 +709,6 @@ def find_communities(
     if pairs is not None:
         info["coassignment"] = "graph edges"
     method = "leiden" if backend == "sknetwork-leiden" else "louvain"
-    settings = {"method": method, "backend": backend, "resolution": resolution, "n_seeds": n_seeds, "seed": seed}
+    settings = CommunitySettings(method, backend, float(resolution), int(n_seeds), int(seed))
     co = coassignment_matrix(runs, nodes) if pairs is None else _sparse_coassignment(runs, nodes, *pairs)
     return Partition(communities, q, stability(runs, nodes), nodes, co, runs, settings, graph, consensus=info)

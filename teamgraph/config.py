@@ -14,8 +14,17 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import ConfigError
+from .limits import (DEFAULT_EMBEDDER, DEFAULT_METRIC, DEFAULT_N_PERMUTATIONS, DEFAULT_N_SEEDS, DEFAULT_RESOLUTION,
+                     DEFAULT_SEED, DEFAULT_THRESHOLD, LIMITS, SEED_LIMIT)
 from .models import get_model, is_zoo_name
-from .roster import PROMPT_FORMATS, Agent, Roster, Sampling
+from .roster import PROMPT_FORMATS, Agent, Roster
+
+__all__ = [
+    "DEFAULT_INSTRUCTION", "DEFAULT_TOPIC_LINE", "BACKEND_TYPES", "AGGREGATE_TOPIC", "SCORING_MODES",
+    "file_slug", "BackendConfig", "ConversationConfig", "ScoringConfig", "GraphConfig", "CommunityConfig",
+    "BenchmarkSettings", "EvaluationConfig", "RunSettings", "RunConfig", "is_secret_key", "config_from_dict",
+    "load_config"
+]
 
 #: The shared instruction of SPEC section 2: asks the models to be critical, to avoid empty agreement.
 DEFAULT_INSTRUCTION = (
@@ -24,13 +33,6 @@ DEFAULT_INSTRUCTION = (
 )
 DEFAULT_TOPIC_LINE = "Let's discuss {topic}."
 BACKEND_TYPES = ("llamacpp", "openai", "vllm")
-#: Seeds reach numpy's RandomState (Louvain), which takes 0 <= seed < 2**32.
-SEED_LIMIT = 2**32
-#: Upper bounds that only catch typos (2**70 repeats would plan forever): far above any real run.
-MAX_TURNS = 1000
-MAX_REPEATS = 1000
-MAX_SEEDS = 10_000
-MAX_PERMUTATIONS = 1_000_000
 #: The key of the all-topics aggregate graph and partition (``teams_all.json``): no topic may map to it.
 AGGREGATE_TOPIC = "all"
 
@@ -71,23 +73,23 @@ class ConversationConfig:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    metric: str = "cumulative_cosine"
-    embedder: str = "all-MiniLM-L6-v2"
+    metric: str = DEFAULT_METRIC
+    embedder: str = DEFAULT_EMBEDDER
     device: str | None = None
     batch_size: int = 32
 
 
 @dataclass(frozen=True)
 class GraphConfig:
-    threshold: str = "mean"
+    threshold: str = DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)
 class CommunityConfig:
-    resolution: float = 1.0
-    n_seeds: int = 10
-    seed: int = 0
-    n_permutations: int = 200  # significance test (docs/signal.md); 0 skips it
+    resolution: float = DEFAULT_RESOLUTION
+    n_seeds: int = DEFAULT_N_SEEDS
+    seed: int = DEFAULT_SEED
+    n_permutations: int = DEFAULT_N_PERMUTATIONS  # significance test (docs/signal.md); 0 skips it
     # per-seed clustering (communities.BACKENDS: sknetwork, sknetwork-leiden, python-louvain, networkx);
     # None: sknetwork where installed, else python-louvain, else networkx
     backend: str | None = None
@@ -249,6 +251,13 @@ def _check_range(ok: bool, where: str, problem: str, src: str | None) -> None:
         raise ConfigError(where, problem, src)
 
 
+def _check_limit(name: str, value: Any, where: str, src: str | None) -> None:
+    """ConfigError naming ``where`` unless ``value`` is within :data:`teamgraph.limits.LIMITS` ``[name]``."""
+    limit = LIMITS[name]
+    if not limit.ok(value):
+        raise ConfigError(where, f"{limit.text()} (got {_show(value)})", src)
+
+
 def _validate_agent(agent: Agent, i: int, backends: Mapping[str, BackendConfig], src: str | None) -> None:
     w = f"agents[{i}]"
     _check_range(bool(agent.name.strip()), f"{w}.name", "must not be empty", src)
@@ -257,9 +266,8 @@ def _validate_agent(agent: Agent, i: int, backends: Mapping[str, BackendConfig],
     _check_range(agent.format in PROMPT_FORMATS, f"{w}.format",
                  f"must be one of {', '.join(PROMPT_FORMATS)}, got {_show(agent.format)}", src)
     s = agent.sampling
-    _check_range(s.max_tokens >= 1, f"{w}.sampling.max_tokens", "must be >= 1", src)
-    _check_range(s.temperature >= 0, f"{w}.sampling.temperature", "must be >= 0", src)
-    _check_range(0 < s.top_p <= 1, f"{w}.sampling.top_p", "must be in (0, 1]", src)
+    for name in ("max_tokens", "temperature", "top_p"):
+        _check_limit(name, getattr(s, name), f"{w}.sampling.{name}", src)
     _refuse_secrets(s.extra, f"{w}.sampling.extra", src)
     _check_json_data(s.extra, f"{w}.sampling.extra", src)
 
@@ -352,16 +360,15 @@ def _validate_evaluation(ev: EvaluationConfig, src: str | None) -> None:
         _check_range(name in BENCHMARKS, f"evaluation.benchmarks[{i}]",
                      f"unknown benchmark {_show(name)} (choose from: {', '.join(BENCHMARKS)})", src)
     _check_range(len(set(ev.benchmarks)) == len(ev.benchmarks), "evaluation.benchmarks", "contains duplicates", src)
-    _check_range(0 <= ev.seed < SEED_LIMIT, "evaluation.seed", f"must be in 0 .. 2**32-1 (got {_show(ev.seed)})", src)
-    _check_range(ev.random_draws >= 1, "evaluation.random_draws", f"must be >= 1 (got {_show(ev.random_draws)})", src)
+    _check_limit("seed", ev.seed, "evaluation.seed", src)
+    _check_limit("random_draws", ev.random_draws, "evaluation.random_draws", src)
     unknown = sorted(set(ev.per_benchmark) - set(BENCHMARKS))
     _check_range(not unknown, f"evaluation.per_benchmark.{unknown[0] if unknown else ''}",
                  f"unknown benchmark (choose from: {', '.join(BENCHMARKS)})", src)
     for where, own in [("evaluation", ev)] + [(f"evaluation.per_benchmark.{k}", v) for k, v in ev.per_benchmark.items()]:
-        _check_range(own.n_items is None or own.n_items >= 1, f"{where}.n_items",
-                     f"must be >= 1 (got {_show(own.n_items)})", src)
-        _check_range(own.max_tokens is None or own.max_tokens >= 1, f"{where}.max_tokens",
-                     f"must be >= 1 (got {_show(own.max_tokens)})", src)
+        for name in ("n_items", "max_tokens"):
+            if getattr(own, name) is not None:
+                _check_limit(name, getattr(own, name), f"{where}.{name}", src)
         _check_range(own.scoring is None or own.scoring in SCORING_MODES, f"{where}.scoring",
                      f"must be one of {', '.join(SCORING_MODES)}, got {_show(own.scoring)}", src)
 
@@ -421,22 +428,14 @@ def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
 def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -> RunConfig:
     partial = _build(RunSettings, data, "", source)
     conv = partial.conversation
-    _check_range(conv.turns >= 2, "conversation.turns", f"must be >= 2 (got {_show(conv.turns)})", source)
-    _check_range(conv.turns <= MAX_TURNS, "conversation.turns", f"must be <= {MAX_TURNS} (got {_show(conv.turns)})", source)
-    _check_range(conv.repeats >= 1, "conversation.repeats", f"must be >= 1 (got {_show(conv.repeats)})", source)
-    _check_range(conv.repeats <= MAX_REPEATS, "conversation.repeats",
-                 f"must be <= {MAX_REPEATS} (got {_show(conv.repeats)})", source)
+    for name in ("turns", "repeats", "seed"):
+        _check_limit(name, getattr(conv, name), f"conversation.{name}", source)
     _check_topic_line(conv.topic_line, source)
-    _check_range(0 <= conv.seed < SEED_LIMIT, "conversation.seed",
-                 f"must be in 0 .. 2**32-1 (got {_show(conv.seed)})", source)
     _check_topics(partial.topics, source)
     c = partial.communities
-    _check_range(c.n_seeds >= 1, "communities.n_seeds", "must be >= 1", source)
-    _check_range(c.resolution > 0, "communities.resolution", "must be > 0", source)
-    _check_range(c.n_permutations >= 0, "communities.n_permutations", "must be >= 0", source)
-    _check_range(c.n_seeds <= MAX_SEEDS, "communities.n_seeds", f"must be <= {MAX_SEEDS} (got {_show(c.n_seeds)})", source)
-    _check_range(c.n_permutations <= MAX_PERMUTATIONS, "communities.n_permutations",
-                 f"must be <= {MAX_PERMUTATIONS} (got {_show(c.n_permutations)})", source)
+    _check_limit("n_seeds", c.n_seeds, "communities.n_seeds", source)
+    _check_limit("resolution", c.resolution, "communities.resolution", source)
+    _check_limit("n_permutations_or_skip", c.n_permutations, "communities.n_permutations", source)
     # Louvain runs with seeds seed .. seed + n_seeds - 1, each a numpy RandomState seed (below 2**32)
     _check_range(0 <= c.seed <= SEED_LIMIT - c.n_seeds, "communities.seed",
                  f"must be in 0 .. 2**32-{c.n_seeds} (Louvain uses seeds seed .. seed+n_seeds-1, each below 2**32; "
@@ -449,8 +448,7 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
         _check_range(backend_available(c.backend), "communities.backend",
                      f"{_show(c.backend)} is not installed (pip install "
                      f"{'scikit-network' if c.backend.startswith('sknetwork') else c.backend})", source)
-    _check_range(partial.scoring.batch_size >= 1, "scoring.batch_size",
-                 f"must be >= 1 (got {_show(partial.scoring.batch_size)})", source)
+    _check_limit("batch_size", partial.scoring.batch_size, "scoring.batch_size", source)
     _validate_evaluation(partial.evaluation, source)
     from .graph import Threshold
     from .metrics import METRICS

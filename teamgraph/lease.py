@@ -21,6 +21,9 @@ from typing import Any, Callable, Iterator
 
 from .errors import InputError, TeamgraphError
 
+__all__ = ["LEASE_HEARTBEAT_S", "LEASE_STALE_S", "LEASE_POLL_S", "StoreBusyError", "describe_holder", "StoreLease",
+           "lease_holder", "hold_store"]
+
 logger = logging.getLogger(__name__)
 
 # -- the writer's lease -------------------------------------------------------------------------
@@ -132,6 +135,8 @@ class StoreLease:
         self.release()
 
     def acquire(self) -> "StoreLease":
+        """Take the lease, waiting while another live writer holds it (``wait``), else StoreBusyError;
+        a heartbeat thread keeps it fresh until :meth:`release`."""
         if self.held:
             raise RuntimeError(f"{self.path}: this lease is already held")
         if self.path != ":memory:":

@@ -23,6 +23,9 @@ from typing import Any
 
 from .errors import InputError, MissingDependencyError, TeamgraphError
 
+__all__ = ["ModelIntegrityError", "ZooModel", "ZOO", "PACKAGED_GEMMA", "cache_dir", "get_model", "is_zoo_name",
+           "model_path", "packaged_gguf_path", "resolve_gguf", "zoo_table"]
+
 
 class ModelIntegrityError(TeamgraphError):
     """An assembled model file does not have the size or sha256 the registry records."""
@@ -144,6 +147,7 @@ def get_model(name: str) -> ZooModel:
 
 
 def is_zoo_name(name: str) -> bool:
+    """Whether ``name`` is a zoo model's name or one of its aliases."""
     return any(name == m.name or name in m.aliases for m in ZOO)
 
 

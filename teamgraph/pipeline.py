@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,9 @@ from .records import RECORD_FILES, RunRecord, recording
 from .store import Store
 from .teams import export_teams
 from .validation import label_agreement, label_kinds
+
+__all__ = ["RunResult", "open_backends", "backend_identity", "preflight", "plan", "store_path_of", "run",
+           "estimate"]
 
 
 @dataclass
@@ -61,6 +63,7 @@ def preflight(config: RunConfig, backends: dict[str, Backend]) -> None:
 
 
 def plan(config: RunConfig, backends: dict[str, Backend] | None = None) -> list[ConversationSpec]:
+    """The conversations a run of ``config`` holds (ids include the backends' identities when ``backends`` are given)."""
     ident = backend_identity(config, backends) if backends else None
     return plan_conversations(config.agents, config.topics, config.conversation, ident)
 
@@ -110,14 +113,16 @@ def _run(config: RunConfig, out: Path, store: Store, progress: bool, figures: bo
     t0 = time.perf_counter()
     graphs = build_graphs(values, threshold=config.graph.threshold, agents=config.agents)
     c = config.communities
-    partitions = {topic: find_communities(g, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed, backend=c.backend)
-                  for topic, g in graphs.items()}
-    for partition in partitions.values():  # how much to trust them (docs/signal.md)
-        if c.n_permutations:
-            permutation_test(partition, n_permutations=c.n_permutations, seed=c.seed, values=values)
-        label_agreement(partition, seed=c.seed)
+    partitions = {}
+    for topic, g in graphs.items():
+        partition = find_communities(g, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed, backend=c.backend)
+        if c.n_permutations:  # how much to trust them (docs/signal.md)
+            partition = partition.with_significance(
+                permutation_test(partition, n_permutations=c.n_permutations, seed=c.seed, values=values))
+        partition = partition.with_validation(label_agreement(partition, seed=c.seed))
         for kind in label_kinds(config.agents.labels()):  # e.g. family vs role: models or specialisations?
-            label_agreement(partition, seed=c.seed, kind=kind)
+            partition = partition.with_validation(label_agreement(partition, seed=c.seed, kind=kind), kind)
+        partitions[topic] = partition
     timings["communities_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

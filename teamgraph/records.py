@@ -37,6 +37,10 @@ from ._version import __version__
 from .errors import InputError, TeamgraphError
 from .store import Store, check_schema_version, read_schema_version, records_from_rows
 
+__all__ = ["RECORD_FORMAT", "KINDS", "STATUSES", "RECORD_FILES", "RESULT_PACKAGES", "package_versions",
+           "git_revision", "embedder_id", "public_value", "config_dict", "error_message", "new_record_id",
+           "current_record_id", "RunRecord", "recording", "read_run_records", "runs_table"]
+
 if TYPE_CHECKING:
     from .config import RunConfig
 
@@ -236,11 +240,13 @@ class RunRecord:
         self.data["model_calls"]["reused"].update({k: None if v is None else max(0, int(v)) for k, v in counts.items()})
 
     def as_dict(self) -> dict[str, Any]:
+        """The record as written (timings rounded to ms)."""
         out = dict(self.data)
         out["timings"] = {k: round(float(v), 3) for k, v in self.timings.items()}
         return out
 
     def save(self) -> None:
+        """Write the record to the store and, atomically, to its file when it has one."""
         record = self.as_dict()
         self.store.put_run_record(record)
         if self.file is not None:

@@ -6,6 +6,8 @@ from typing import Any, Iterator, Sequence
 
 from .errors import ConfigError
 
+__all__ = ["PROMPT_FORMATS", "Sampling", "Agent", "legacy_key_dict", "Roster"]
+
 PROMPT_FORMATS = ("chat", "transcript")
 
 
@@ -89,6 +91,7 @@ class Roster(Sequence[Agent]):
         return iter(self._agents)
 
     def get(self, name: str) -> Agent:
+        """The agent called ``name``; ConfigError naming the roster otherwise."""
         try:
             return self._by_name[name]
         except KeyError:
@@ -99,4 +102,5 @@ class Roster(Sequence[Agent]):
         return [a.name for a in self._agents]
 
     def labels(self) -> dict[str, tuple[str, ...]]:
+        """Agent name -> its labels."""
         return {a.name: a.labels for a in self._agents}

@@ -1,4 +1,8 @@
-"""Relationship values: conversations -> one weight per agent pair and topic."""
+"""Relationship values: conversations -> one weight per agent pair and topic.
+
+The examples embed with a toy embedder (letter counts) so that they run without a model; leave
+``embedder`` out to use the packaged all-MiniLM-L6-v2.
+"""
 from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
@@ -12,12 +16,16 @@ from .errors import InputError
 from .metrics import Metric, get_metric
 from .store import Store
 
+__all__ = ["VALUE_COLUMNS", "score_conversations", "relationship_values", "aggregate_topics", "topic_values",
+           "check_values"]
+
+#: The columns of a relationship-values table, in order (what :func:`check_values` returns).
 VALUE_COLUMNS = ["agent_a", "agent_b", "topic", "weight", "n_conversations", "conversation_ids"]
 
 
 def _score_rows(
     conversations: Sequence[Conversation], metric: str | Metric, embedder: Any, store: Store | None, progress: bool
-) -> tuple[list[dict], dict[str, str]]:
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Per-conversation values as plain rows (the fast path shared by both public functions)."""
     conversations = list(conversations)
     if not conversations:
@@ -46,7 +54,54 @@ def score_conversations(
 ) -> pd.DataFrame:
     """One row per conversation: id, agent_a, agent_b (sorted), topic, n_utterances, value.
 
-    All utterances of all conversations are embedded in one batched, deduplicated call.
+    All utterances of all conversations are embedded in one batched, deduplicated call; turns
+    whose status is not ``ok`` are embedded as zero vectors. :func:`relationship_values` averages
+    these rows per pair and topic.
+
+    Parameters
+    ----------
+    conversations : sequence of Conversation
+    metric : str or callable, default "cumulative_cosine"
+        A name in :data:`teamgraph.METRICS` or a function ``(embeddings, speakers) -> float``.
+    embedder : Embedder, str or object, optional
+        An :class:`~teamgraph.Embedder`, a sentence-transformers model name or local path, or any
+        object with ``encode(list_of_str) -> array`` (vectors are L2-normalised here). None: the
+        packaged all-MiniLM-L6-v2.
+    store : Store, optional
+        Where embeddings are cached (keyed by embedder id and text) so scoring again costs no
+        model call.
+    progress : bool, default False
+        Show a progress bar while embedding.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``conversation_id, agent_a, agent_b, topic, n_utterances, value``, in the order of
+        ``conversations``; ``attrs`` holds ``metric`` and ``embedder`` (the names used).
+
+    Raises
+    ------
+    InputError
+        No conversations, an unknown metric, or an embedder that cannot be loaded or returns
+        the wrong shape.
+    MissingDependencyError
+        The default embedder's package is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from teamgraph import Conversation, Utterance
+    >>> class Letters:  # a toy embedder: counts of "a" and "b"
+    ...     def encode(self, texts, **kwargs):
+    ...         return np.array([[t.count("a"), t.count("b")] for t in texts], dtype=float)
+    >>> convs = [Conversation("ada", "bob", "mathematics", [Utterance("ada", "a"), Utterance("bob", "ab"),
+    ...                                                     Utterance("ada", "b")]),
+    ...          Conversation("ada", "cy", "mathematics", [Utterance("ada", "aa"), Utterance("cy", "bb")])]
+    >>> scores = score_conversations(convs, metric="cumulative_cosine", embedder=Letters())
+    >>> scores[["agent_a", "agent_b", "n_utterances", "value"]].round(3)
+      agent_a agent_b  n_utterances  value
+    0     ada     bob             3  1.414
+    1     ada      cy             2  0.000
     """
     rows, attrs = _score_rows(conversations, metric, embedder, store, progress)
     frame = pd.DataFrame(rows)
@@ -66,6 +121,55 @@ def relationship_values(
     Returns a DataFrame with columns ``agent_a, agent_b, topic, weight, n_conversations,
     conversation_ids`` (``agent_a < agent_b``); several conversations of one pair and topic are
     averaged and their ids kept as provenance. Rows are sorted, so equal inputs give equal frames.
+    This is the input of :func:`teamgraph.build_graph`.
+
+    Parameters
+    ----------
+    conversations : iterable of Conversation
+    metric : str or callable, default "cumulative_cosine"
+        A name in :data:`teamgraph.METRICS` or a function ``(embeddings, speakers) -> float``.
+    embedder : Embedder, str or object, optional
+        As for :func:`score_conversations`; None: the packaged all-MiniLM-L6-v2.
+    store : Store, optional
+        Where embeddings are cached.
+    progress : bool, default False
+        Show a progress bar while embedding.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`VALUE_COLUMNS`, one row per pair and topic, sorted by pair and topic;
+        ``weight`` is the mean value over the pair's conversations; ``attrs`` holds ``metric`` and
+        ``embedder``.
+
+    Raises
+    ------
+    InputError
+        No conversations, an unknown metric, an embedder that cannot be loaded, or agent names
+        that are the same as text.
+    MissingDependencyError
+        The default embedder's package is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from teamgraph import Conversation, Utterance
+    >>> class Letters:  # a toy embedder: counts of "a" and "b"
+    ...     def encode(self, texts, **kwargs):
+    ...         return np.array([[t.count("a"), t.count("b")] for t in texts], dtype=float)
+    >>> convs = [Conversation("ada", "bob", "mathematics", [Utterance("ada", "a"), Utterance("bob", "ab"),
+    ...                                                     Utterance("ada", "b")]),
+    ...          Conversation("bob", "ada", "mathematics", [Utterance("bob", "a"), Utterance("ada", "a")]),
+    ...          Conversation("ada", "cy", "mathematics", [Utterance("ada", "aa"), Utterance("cy", "bb")])]
+    >>> values = relationship_values(convs, metric="cumulative_cosine", embedder=Letters())
+    >>> values[["agent_a", "agent_b", "topic", "weight", "n_conversations"]].round(3)
+      agent_a agent_b        topic  weight  n_conversations
+    0     ada     bob  mathematics   1.207                2
+    1     ada      cy  mathematics   0.000                1
+    >>> values.attrs["metric"]
+    'cumulative_cosine'
+
+    With the default embedder (the packaged all-MiniLM-L6-v2):
 
     >>> values = relationship_values(convs, metric="echo_discounted_cosine")  # doctest: +SKIP
     """
@@ -79,7 +183,33 @@ def relationship_values(
 
 
 def aggregate_topics(values: pd.DataFrame) -> pd.DataFrame:
-    """All-topics relationship values: the mean over every conversation of a pair, any topic."""
+    """All-topics relationship values: the mean over every conversation of a pair, any topic.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Relationship values (see :func:`check_values`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`VALUE_COLUMNS`, one row per pair, ``topic`` ``"all"``; the weight is the
+        conversation-weighted mean over the pair's topics.
+
+    Raises
+    ------
+    InputError
+        ``values`` are not valid relationship values.
+
+    Examples
+    --------
+    >>> values = pd.DataFrame({"agent_a": ["ada", "ada"], "agent_b": ["bob", "bob"],
+    ...                        "topic": ["mathematics", "medicine"], "weight": [0.9, 0.3],
+    ...                        "n_conversations": [2, 1]})
+    >>> aggregate_topics(values)[["agent_a", "agent_b", "topic", "weight", "n_conversations"]]
+      agent_a agent_b topic  weight  n_conversations
+    0     ada     bob   all     0.7                3
+    """
     values = check_values(values)
     out = _merge_pairs(values, ["agent_a", "agent_b"])
     out["topic"] = "all"
@@ -93,6 +223,33 @@ def topic_values(values: pd.DataFrame, topic: Any = None) -> pd.DataFrame:
 
     ``None`` gives the all-topics mean (:func:`aggregate_topics`), and so does ``"all"`` unless a
     topic is literally named so; a topic not in ``values`` raises InputError naming the topics there.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Relationship values (see :func:`check_values`).
+    topic : object, optional
+        A topic of ``values``; None or ``"all"`` for the all-topics mean.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`VALUE_COLUMNS`, one row per pair, sorted by pair.
+
+    Raises
+    ------
+    InputError
+        ``values`` are not valid relationship values, or ``topic`` is not among them.
+
+    Examples
+    --------
+    >>> values = pd.DataFrame({"agent_a": ["ada", "ada"], "agent_b": ["bob", "bob"],
+    ...                        "topic": ["mathematics", "medicine"], "weight": [0.9, 0.3]})
+    >>> topic_values(values, "medicine")["weight"].tolist(), topic_values(values)["weight"].tolist()
+    ([0.3], [0.6])
+    >>> topic_values(values, "law")
+    Traceback (most recent call last):
+    teamgraph.errors.InputError: topic 'law' not in relationship values (have: mathematics, medicine)
     """
     values = check_values(values)
     topics = set(values["topic"])
@@ -146,6 +303,33 @@ def check_values(values: Any) -> pd.DataFrame:
     pair for: a missing column, a missing agent name or topic, a weight that is not a finite
     number, a count that is not a positive whole number, a self-pair, or two names that are the
     same as text.
+
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Relationship values as a user, a CSV file or :func:`relationship_values` gives them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new, valid table (``values`` is not changed).
+
+    Raises
+    ------
+    InputError
+        As listed above; the message names the column, row or pair.
+
+    Examples
+    --------
+    >>> values = pd.DataFrame({"agent_a": ["bob", 1], "agent_b": ["ada", "ada"], "topic": "mathematics",
+    ...                        "weight": [0.5, 0.25], "conversation_ids": ["c1 c2", None]})
+    >>> check_values(values)
+      agent_a agent_b        topic  weight  n_conversations conversation_ids
+    0       1     ada  mathematics    0.25                1               []
+    1     ada     bob  mathematics    0.50                1         [c1, c2]
+    >>> check_values(values.assign(weight=[0.5, float("nan")]))
+    Traceback (most recent call last):
+    teamgraph.errors.InputError: relationship values: pair (1, 'ada') in topic 'mathematics' has weight nan; weights must be finite numbers, not NaN or infinite
     """
     if not isinstance(values, pd.DataFrame):
         raise InputError(f"relationship values must be a pandas DataFrame, got {type(values).__name__}")

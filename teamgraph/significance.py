@@ -33,7 +33,10 @@ import pandas as pd
 from .communities import Partition, find_communities, partition_labels
 from .errors import InputError
 from .graph import Threshold, edge_mask
+from .limits import DEFAULT_N_PERMUTATIONS, DEFAULT_SEED, check
 from .scoring import topic_values
+
+__all__ = ["NULLS", "ALPHA", "Significance", "verdict", "weight_gap", "permutation_test"]
 
 NULLS = ("auto", "pairs", "edges")
 #: Significance level of the plain-language verdict.
@@ -116,7 +119,8 @@ def _statistics(partition: Partition, adj: np.ndarray) -> tuple[float, float]:
 # -- the nulls --------------------------------------------------------------------------------
 
 def _adjacency(graph: nx.Graph, nodes: list[str]) -> np.ndarray:
-    return nx.to_numpy_array(graph, nodelist=nodes, weight="weight", dtype=float)
+    adj: np.ndarray = nx.to_numpy_array(graph, nodelist=nodes, weight="weight", dtype=float)
+    return adj
 
 
 def _topic_pairs(values: pd.DataFrame, graph: nx.Graph, nodes: list[str]) -> pd.DataFrame:
@@ -150,14 +154,16 @@ def _thresholded(pairs: pd.DataFrame, weights: np.ndarray, rule: Threshold, n: i
 
 def permutation_test(
     partition: Partition,
-    n_permutations: int = 200,
-    seed: int = 0,
+    n_permutations: int = DEFAULT_N_PERMUTATIONS,
+    seed: int = DEFAULT_SEED,
     values: pd.DataFrame | None = None,
     null: str = "auto",
     n_seeds: int | None = None,
-    attach: bool = True,
 ) -> Significance:
-    """Permutation test of ``partition``'s community structure; attaches the result as ``partition.significance``.
+    """Permutation test of ``partition``'s community structure.
+
+    Returns a new :class:`Significance` and leaves ``partition`` as it is;
+    ``partition.with_significance(result)`` gives a copy that carries it (teams JSON, reports).
 
     ``values`` are the relationship values behind the graph (any topics; the graph's topic is
     used): with them the default null shuffles values over all measured pairs and re-applies the
@@ -170,13 +176,47 @@ def permutation_test(
     12-agent graph with 10 seeds take 6-8 s on 2 cores). ``n_seeds=1`` is about 10x cheaper and tests
     the partition's first seed instead.
 
-    >>> sig = permutation_test(find_communities(graph), n_permutations=200, values=values)  # doctest: +SKIP
-    >>> sig.p_value, sig.verdict()                                                          # doctest: +SKIP
+    Parameters
+    ----------
+    partition : Partition
+        From :func:`~teamgraph.find_communities`.
+    n_permutations : int
+        Null graphs (limit ``n_permutations``); the smallest reachable p is ``1 / (n_permutations + 1)``.
+    seed : int
+        Seed of the shuffles.
+    values : pandas.DataFrame, optional
+        The relationship values behind the graph (enables the ``pairs`` null).
+    null : str
+        ``auto``, ``pairs`` or ``edges``.
+    n_seeds : int, optional
+        Louvain seeds per null graph (default: the partition's own).
+
+    Returns
+    -------
+    Significance
+        p-values of modularity and of the weight gap, the null's mean and spread, and ``verdict()``.
+
+    Raises
+    ------
+    InputError
+        Not a Partition, a setting out of its limit, an unknown null, or ``values`` that do not give
+        the partition's graph.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from teamgraph import build_graph, find_communities
+    >>> names = ["a1", "a2", "a3", "b1", "b2", "b3"]
+    >>> rows = [(u, v, "t", 0.9 if u[0] == v[0] else 0.1) for i, u in enumerate(names) for v in names[i + 1:]]
+    >>> values = pd.DataFrame(rows, columns=["agent_a", "agent_b", "topic", "weight"])
+    >>> part = find_communities(build_graph(values, topic="t"), n_seeds=2)
+    >>> sig = permutation_test(part, n_permutations=20, values=values)
+    >>> round(sig.p_value, 3), part.significance is None
+    (0.048, True)
     """
     if not isinstance(partition, Partition):
         raise InputError("permutation_test needs a Partition (from find_communities)")
-    if n_permutations < 1:
-        raise InputError(f"n_permutations must be >= 1, got {n_permutations}")
+    check("n_permutations", n_permutations)
     if null not in NULLS:
         raise InputError(f"unknown null '{null}' (choose from: {', '.join(NULLS)})")
     if null == "auto":
@@ -184,17 +224,15 @@ def permutation_test(
     if null == "pairs" and values is None:
         raise InputError("the 'pairs' null needs the relationship values (values=...)")
     settings = partition.settings
-    k = int(settings["n_seeds"]) if n_seeds is None else int(n_seeds)
-    if k < 1:
-        raise InputError(f"n_seeds must be >= 1, got {k}")
+    k = settings.n_seeds if n_seeds is None else int(check("n_seeds", n_seeds))
     graph, nodes = partition.graph, list(partition.nodes)
     n = len(nodes)
     rng = np.random.default_rng(seed)
 
     def detect(adj: np.ndarray) -> Partition:
         """The exported partition's procedure, with ``k`` seeds."""
-        return find_communities(_graph(adj, nodes), resolution=float(settings["resolution"]), n_seeds=k,
-                                seed=int(settings["seed"]), backend=settings["backend"])
+        return find_communities(_graph(adj, nodes), resolution=settings.resolution, n_seeds=k,
+                                seed=settings.seed, backend=settings.backend)
 
     observed_adj = _adjacency(graph, nodes)
     if null == "pairs":
@@ -203,7 +241,9 @@ def permutation_test(
         base = pairs["weight"].to_numpy()
         if not np.allclose(_thresholded(pairs, base, rule, n), observed_adj):
             raise InputError("significance: the values do not give the partition's graph (another metric, topic or threshold?)")
-        make_null = lambda: _thresholded(pairs, rng.permutation(base), rule, n)  # noqa: E731
+
+        def make_null() -> np.ndarray:
+            return _thresholded(pairs, rng.permutation(base), rule, n)
     else:
         iu = np.nonzero(np.triu(observed_adj, k=1))
         base = observed_adj[iu]
@@ -213,7 +253,7 @@ def permutation_test(
             adj[iu] = rng.permutation(base)
             return adj + adj.T
 
-    observed = partition if k == int(settings["n_seeds"]) else detect(observed_adj)
+    observed = partition if k == settings.n_seeds else detect(observed_adj)
     q_obs, gap_obs = _statistics(observed, observed_adj)
     null_stats = np.array([_statistics(detect(adj), adj) for adj in (make_null() for _ in range(n_permutations))])
     tol = 1e-12  # ties (e.g. identical graphs) count against rejection
@@ -225,6 +265,4 @@ def permutation_test(
         null_gap_mean=float(null_stats[:, 1].mean()), n_permutations=int(n_permutations), null=null,
         n_seeds=k, seed=int(seed),
     )
-    if attach:
-        partition.significance = result
     return result

@@ -32,8 +32,12 @@ import numpy as np
 from .conversations import Conversation, Utterance
 from .errors import InputError
 
+__all__ = ["SCHEMA_VERSION", "RUN_COLUMNS_V2", "RUN_COLUMNS", "read_schema_version", "check_schema_version",
+           "run_record_row", "records_from_rows", "stable_hash", "Store"]
+
 logger = logging.getLogger(__name__)
 
+#: The schema this code writes (``meta.schema_version``); older stores are migrated up to it.
 SCHEMA_VERSION = 2
 
 #: Columns schema 2 added to ``runs`` (schema 1 had id, config, started, finished), in table order.
@@ -92,7 +96,7 @@ def check_schema_version(path: str, version: int | None) -> None:
         raise InputError(f"{path}: not a usable teamgraph store (schema version {version})")
 
 
-def run_record_row(record: dict) -> tuple:
+def run_record_row(record: dict[str, Any]) -> tuple[Any, ...]:
     """The ``runs`` row of a run record; the ``record`` column holds the rest of it as JSON."""
     rest = {k: v for k, v in record.items() if k != "config"}
     return (record["id"], json.dumps(record.get("config") or {}, sort_keys=True, ensure_ascii=False),
@@ -101,7 +105,7 @@ def run_record_row(record: dict) -> tuple:
             json.dumps(rest, ensure_ascii=False, default=str))
 
 
-def records_from_rows(db: sqlite3.Connection, version: int) -> list[dict]:
+def records_from_rows(db: sqlite3.Connection, version: int) -> list[dict[str, Any]]:
     """Run records from the ``runs`` table of a store of schema ``version`` (1: the bare columns)."""
     columns = RUN_COLUMNS if version >= 2 else RUN_COLUMNS[:4]
     out = []
@@ -126,13 +130,71 @@ def records_from_rows(db: sqlite3.Connection, version: int) -> list[dict]:
 
 
 def stable_hash(obj: Any) -> str:
-    """sha256 of the canonical JSON of ``obj``: the cache key of whatever ``obj`` describes."""
+    """sha256 of the canonical JSON of ``obj``: the cache key of whatever ``obj`` describes.
+
+    Keys are sorted and separators fixed, so equal objects give equal keys whatever their key
+    order; values JSON cannot hold are written with ``str``.
+
+    Parameters
+    ----------
+    obj : object
+        Anything JSON-serialisable (other values go through ``str``).
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Examples
+    --------
+    >>> stable_hash({"model": "m", "seed": 1}) == stable_hash({"seed": 1, "model": "m"})
+    True
+    >>> len(stable_hash(["all-MiniLM-L6-v2", "hello"]))
+    64
+    """
     payload = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 class Store:
-    """A SQLite file (or ``":memory:"``) holding conversations, utterances, embeddings and answers."""
+    """A SQLite file (or ``":memory:"``) holding conversations, utterances, embeddings and answers.
+
+    Every write is idempotent (``INSERT OR IGNORE``): what is stored is never overwritten, so a
+    resumed run adds only what is missing. Opening a store written by an older teamgraph migrates
+    it (see the module docstring). One Store may be shared by threads; one process writes at a
+    time (:func:`teamgraph.lease.hold_store`).
+
+    Parameters
+    ----------
+    path : str or Path, default ":memory:"
+        The SQLite file (created, with its folders, when missing), or ``":memory:"`` for a store
+        that lives as long as the object.
+
+    Attributes
+    ----------
+    path : str
+        As given.
+
+    Raises
+    ------
+    InputError
+        ``path`` is not a SQLite file, or was written by a newer teamgraph (schema version above
+        :data:`SCHEMA_VERSION`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "store.sqlite"
+    >>> with Store(path) as store:
+    ...     store.add_conversation("c1", "ada", "bob", "mathematics", n_turns=2, spec={"seed": 0})
+    ...     store.add_utterances([{"conversation_id": "c1", "turn": 0, "speaker": "ada", "text": "2 + 2?"},
+    ...                           {"conversation_id": "c1", "turn": 1, "speaker": "bob", "text": "4"}])
+    >>> with Store(path) as store:  # reopening finds everything
+    ...     [(c.id, c.pair, [u.text for u in c.utterances]) for c in store.conversations()]
+    [('c1', ('ada', 'bob'), ['2 + 2?', '4'])]
+    >>> tmp.cleanup()
+    """
 
     def __init__(self, path: str | Path = ":memory:"):
         self.path = str(path)
@@ -176,6 +238,7 @@ class Store:
             raise
 
     def close(self) -> None:
+        """Close the database connection (also done on leaving a ``with`` block)."""
         self._db.close()
 
     def __enter__(self) -> "Store":
@@ -184,7 +247,7 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, sql: str, rows: Sequence[tuple] | tuple) -> None:
+    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]] | tuple[Any, ...]) -> None:
         with self._lock:
             if rows and isinstance(rows[0], tuple):
                 self._db.execute("BEGIN")
@@ -207,7 +270,8 @@ class Store:
             out.update(r[0] for r in self._db.execute(sql, chunk))
         return out
 
-    def _rekey_moves(self, conversations: Mapping[str, str], answers: Mapping[str, str]) -> tuple[list, list]:
+    def _rekey_moves(self, conversations: Mapping[str, str],
+                     answers: Mapping[str, str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """(new, old) pairs to move: the old key is stored, the new one is not (nor, for a conversation, any
         utterance under it)."""
         conv_old = self._present("conversations", "id", conversations.values())
@@ -257,24 +321,24 @@ class Store:
         return len(conv), len(ans)
 
     # -- run records (teamgraph.records) -------------------------------------------------------
-    def put_run_record(self, record: dict) -> None:
+    def put_run_record(self, record: dict[str, Any]) -> None:
         """Write (or overwrite, by id) one run record: the dict of :class:`teamgraph.records.RunRecord`."""
         self._write(f"INSERT OR REPLACE INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
                     run_record_row(record))
 
-    def run_records(self) -> list[dict]:
+    def run_records(self) -> list[dict[str, Any]]:
         """Every run record of the store, oldest first (see :func:`teamgraph.records.read_run_records`)."""
         return records_from_rows(self._db, SCHEMA_VERSION)
 
     # -- conversations ------------------------------------------------------------------------
-    def add_conversation(self, conv_id: str, agent_a: str, agent_b: str, topic: str, n_turns: int, spec: dict) -> None:
+    def add_conversation(self, conv_id: str, agent_a: str, agent_b: str, topic: str, n_turns: int, spec: dict[str, Any]) -> None:
         """Register a conversation (idempotent: an existing id is left as it is)."""
         self._write(
             "INSERT OR IGNORE INTO conversations VALUES (?, ?, ?, ?, ?, ?, ?)",
             (conv_id, agent_a, agent_b, topic, n_turns, json.dumps(spec, sort_keys=True), time.time()),
         )
 
-    def add_utterances(self, rows: Iterable[dict]) -> None:
+    def add_utterances(self, rows: Iterable[dict[str, Any]]) -> None:
         """Record utterances; a (conversation, turn) already stored is never duplicated or overwritten."""
         now = time.time()
         tuples = [
@@ -285,7 +349,9 @@ class Store:
         if tuples:
             self._write("INSERT OR IGNORE INTO utterances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuples)
 
-    def utterances(self, conv_id: str) -> list[dict]:
+    def utterances(self, conv_id: str) -> list[dict[str, Any]]:
+        """The stored turns of a conversation, in order: dicts of turn, speaker, text, status, error,
+        n_tokens, seconds (empty when none is stored)."""
         cur = self._db.execute(
             "SELECT turn, speaker, text, status, error, n_tokens, seconds FROM utterances WHERE conversation_id=? ORDER BY turn",
             (conv_id,),
@@ -294,6 +360,7 @@ class Store:
         return [dict(zip(cols, row)) for row in cur.fetchall()]
 
     def conversation(self, conv_id: str) -> Conversation | None:
+        """The conversation ``conv_id`` with the turns stored so far, or None when it is not stored."""
         row = self._db.execute(
             "SELECT agent_a, agent_b, topic FROM conversations WHERE id=?", (conv_id,)
         ).fetchone()
@@ -315,6 +382,7 @@ class Store:
         return [c for c in (self.conversation(i) for i in found) if c is not None]
 
     def counts(self) -> dict[str, int]:
+        """Rows per table: conversations, utterances, embeddings, answers."""
         return {
             t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
             for t in ("conversations", "utterances", "embeddings", "answers")
@@ -322,6 +390,7 @@ class Store:
 
     # -- embeddings ---------------------------------------------------------------------------
     def get_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors (float32) by key; keys not stored are left out."""
         out: dict[str, np.ndarray] = {}
         for start in range(0, len(keys), 500):
             chunk = list(keys[start:start + 500])
@@ -331,13 +400,16 @@ class Store:
         return out
 
     def put_embeddings(self, model: str, items: dict[str, np.ndarray]) -> None:
+        """Store vectors (as float32) by key, noting the embedder ``model``; stored keys are kept as they are."""
         rows = [(k, model, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
         if rows:
             self._write("INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?)", rows)
 
     # -- answers ------------------------------------------------------------------------------
-    def get_answers(self, keys: Sequence[str]) -> dict[str, dict]:
-        out: dict[str, dict] = {}
+    def get_answers(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored benchmark answers by key: dicts of key, agent, benchmark, item_id, round, raw, answer,
+        status; keys not stored are left out."""
+        out: dict[str, dict[str, Any]] = {}
         cols = ("key", "agent", "benchmark", "item_id", "round", "raw", "answer", "status")
         for start in range(0, len(keys), 500):
             chunk = list(keys[start:start + 500])
@@ -346,7 +418,8 @@ class Store:
                 out[row[0]] = dict(zip(cols, row))
         return out
 
-    def put_answers(self, rows: Iterable[dict]) -> None:
+    def put_answers(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Record benchmark answers (``round`` defaults to 0, ``status`` to ``ok``); stored keys are kept."""
         now = time.time()
         tuples = [
             (r["key"], r["agent"], r["benchmark"], r["item_id"], r.get("round", 0), r["raw"], r.get("answer"),

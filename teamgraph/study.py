@@ -30,6 +30,9 @@ import pandas as pd
 from .config import RunConfig
 from .errors import InputError
 
+__all__ = ["N_BOOT", "ALPHA", "StudyResult", "recovery_table", "team_tables", "generation_samples", "run_study",
+           "holm", "write_study_report"]
+
 N_BOOT = 2000
 ALPHA = 0.05
 
@@ -69,9 +72,9 @@ def recovery_table(config: RunConfig, conversations: list, embedder: Any, n_perm
         values = relationship_values(conversations, metric=metric, embedder=embedder)
         for topic, graph in build_graphs(values, threshold=config.graph.threshold, agents=config.agents).items():
             part = find_communities(graph, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed, backend=c.backend)
-            sig = permutation_test(part, n_permutations=200, seed=c.seed, values=values, attach=False)
+            sig = permutation_test(part, n_permutations=200, seed=c.seed, values=values)
             for kind in kinds:
-                agree = label_agreement(part, n_permutations=n_permutations, seed=c.seed, kind=kind, attach=False)
+                agree = label_agreement(part, n_permutations=n_permutations, seed=c.seed, kind=kind)
                 rows.append({"metric": metric, "topic": topic, "label": kind,
                              "ari": agree.ari if agree else np.nan, "ari_p": agree.p_value if agree else np.nan,
                              "nmi": agree.nmi if agree else np.nan, "nmi_p": agree.nmi_p_value if agree else np.nan,

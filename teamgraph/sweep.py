@@ -7,18 +7,24 @@ agents carry labels, the agreement with them (:mod:`teamgraph.validation`).
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+import networkx as nx
 import pandas as pd
 
 from .communities import Partition, find_communities
 from .conversations import Conversation
 from .errors import InputError
 from .graph import Threshold, build_graph
+from .limits import (DEFAULT_LABEL_PERMUTATIONS, DEFAULT_N_PERMUTATIONS, DEFAULT_N_SEEDS, DEFAULT_RESOLUTION,
+                     DEFAULT_SEED, DEFAULT_THRESHOLD, check)
 from .metrics import METRICS
 from .scoring import check_values, relationship_values
 from .significance import permutation_test
 from .validation import label_agreement, label_gap
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 DEFAULT_RESOLUTIONS = (0.5, 1.0, 1.5, 2.0)
 DEFAULT_THRESHOLDS = ("none", "mean", "quantile:0.75", "top_k:2")
@@ -30,21 +36,21 @@ SWEEP_COLUMNS = [
 
 
 def analyse(
-    graph,
+    graph: nx.Graph,
     values: pd.DataFrame | None = None,
-    resolution: float = 1.0,
-    n_seeds: int = 10,
-    seed: int = 0,
-    n_permutations: int = 200,
+    resolution: float = DEFAULT_RESOLUTION,
+    n_seeds: int = DEFAULT_N_SEEDS,
+    seed: int = DEFAULT_SEED,
+    n_permutations: int = DEFAULT_N_PERMUTATIONS,
     null_seeds: int = 1,
-    label_permutations: int = 1000,
+    label_permutations: int = DEFAULT_LABEL_PERMUTATIONS,
 ) -> Partition:
-    """Communities of ``graph`` with their significance and (when nodes carry labels) label agreement attached."""
+    """Communities of ``graph`` carrying their significance and (when nodes carry labels) label agreement."""
     partition = find_communities(graph, resolution=resolution, n_seeds=n_seeds, seed=seed)
     if n_permutations > 0:
-        permutation_test(partition, n_permutations=n_permutations, seed=seed, values=values, n_seeds=null_seeds)
-    label_agreement(partition, n_permutations=label_permutations, seed=seed)
-    return partition
+        partition = partition.with_significance(
+            permutation_test(partition, n_permutations=n_permutations, seed=seed, values=values, n_seeds=null_seeds))
+    return partition.with_validation(label_agreement(partition, n_permutations=label_permutations, seed=seed))
 
 
 def partition_row(partition: Partition) -> dict[str, Any]:
@@ -73,9 +79,9 @@ def sweep(
     thresholds: Sequence[str] = DEFAULT_THRESHOLDS,
     topics: Sequence[str] = ("all",),
     agents: Any = None,
-    n_seeds: int = 10,
-    seed: int = 0,
-    n_permutations: int = 200,
+    n_seeds: int = DEFAULT_N_SEEDS,
+    seed: int = DEFAULT_SEED,
+    n_permutations: int = DEFAULT_N_PERMUTATIONS,
     null_seeds: int = 1,
 ) -> pd.DataFrame:
     """Communities for every topic x threshold rule x Louvain resolution, one row each.
@@ -83,16 +89,52 @@ def sweep(
     ``agents`` (Agent objects or name -> attributes) supply labels for the ARI/NMI columns; without
     labels those columns are NaN. ``n_permutations=0`` skips the significance test (p NaN).
 
-    >>> table = sweep(values, resolutions=[0.5, 1.0], thresholds=["mean", "top_k:2"])  # doctest: +SKIP
-    >>> table[["threshold", "resolution", "n_teams", "modularity", "p_value"]]        # doctest: +SKIP
+    Parameters
+    ----------
+    values : pandas.DataFrame
+        Relationship values (``agent_a``, ``agent_b``, ``topic``, ``weight``).
+    resolutions : sequence of float
+        Louvain resolutions (limit ``resolution``).
+    thresholds : sequence of str
+        Edge rules: ``none``, ``mean``, ``quantile:Q``, ``top_k:K``.
+    topics : sequence of str
+        Topics; ``all`` averages over every topic.
+    agents : optional
+        Agent objects or name -> attributes (labels).
+    n_seeds, seed : int
+        Louvain seeds per partition and the first seed.
+    n_permutations : int
+        Significance permutations; 0 skips the test.
+    null_seeds : int
+        Louvain seeds per null graph.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per topic x threshold x resolution (:data:`SWEEP_COLUMNS`).
+
+    Raises
+    ------
+    InputError
+        Bad values, an empty setting list, an unknown threshold rule or a setting out of its limit.
+
+    Examples
+    --------
+    >>> names = ["a1", "a2", "a3", "b1", "b2", "b3"]
+    >>> rows = [(u, v, "t", 0.9 if u[0] == v[0] else 0.1) for i, u in enumerate(names) for v in names[i + 1:]]
+    >>> values = pd.DataFrame(rows, columns=["agent_a", "agent_b", "topic", "weight"])
+    >>> table = sweep(values, resolutions=[1.0], thresholds=["mean", "none"], n_seeds=2, n_permutations=0)
+    >>> table[["threshold", "resolution", "n_teams", "communities"]]
+      threshold  resolution  n_teams          communities
+    0      mean         1.0        2  a1,a2,a3 | b1,b2,b3
+    1      none         1.0        2  a1,a2,a3 | b1,b2,b3
     """
     values = check_values(values)
     if not resolutions or not thresholds or not topics:
         raise InputError("sweep needs at least one resolution, threshold and topic")
     rules = [str(Threshold.parse(t)) for t in thresholds]
     for r in resolutions:
-        if not r > 0:
-            raise InputError(f"resolution must be > 0, got {r}")
+        check("resolution", r)
     rows = []
     for topic, rule in itertools.product(topics, rules):
         graph = build_graph(values, rule, topic, agents)
@@ -113,11 +155,11 @@ def compare_metrics(
     repeats: Sequence[int] | None = None,
     repeat_of: Mapping[str, int] | None = None,
     agents: Any = None,
-    threshold: str = "mean",
-    resolution: float = 1.0,
-    n_seeds: int = 10,
-    seed: int = 0,
-    n_permutations: int = 200,
+    threshold: str = DEFAULT_THRESHOLD,
+    resolution: float = DEFAULT_RESOLUTION,
+    n_seeds: int = DEFAULT_N_SEEDS,
+    seed: int = DEFAULT_SEED,
+    n_permutations: int = DEFAULT_N_PERMUTATIONS,
     null_seeds: int = 1,
     embedder: Any = None,
     store: Any = None,
@@ -133,6 +175,51 @@ def compare_metrics(
     same run's first conversation per pair and all three. Without ``repeat_of`` every conversation
     is used once (``repeats`` column ``"all"``). Topics default to every topic plus ``"all"``.
     Embeddings are computed once and shared by all metrics.
+
+    Parameters
+    ----------
+    conversations : iterable of Conversation
+        The conversations to score.
+    metrics : sequence of str, optional
+        Names from :data:`teamgraph.METRICS` (default: all).
+    topics : sequence of str, optional
+        Default: every topic plus ``all``.
+    repeats : sequence of int, optional
+        Conversations per pair to compare (needs ``repeat_of``).
+    repeat_of : mapping, optional
+        Conversation id -> repeat index.
+    agents : optional
+        Agent objects or name -> attributes (labels).
+    threshold, resolution, n_seeds, seed, n_permutations, null_seeds
+        As for :func:`sweep`, one value each.
+    embedder : optional
+        An :class:`~teamgraph.Embedder`, a model name, or an object with ``encode``.
+    store : Store, optional
+        Embedding cache when ``embedder`` is a name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per metric x repeats x topic (:data:`COMPARE_COLUMNS`).
+
+    Raises
+    ------
+    InputError
+        No conversations, an unknown metric, a conversation without a repeat index.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from teamgraph import Conversation, Utterance
+    >>> class Letters:  # a toy embedder: counts of "a" and "b"
+    ...     def encode(self, texts, **kwargs):
+    ...         return np.array([[t.count("a"), t.count("b")] for t in texts], dtype=float)
+    >>> convs = [Conversation(x, y, "t", [Utterance(x, "aa"), Utterance(y, "aab" if x[0] == y[0] else "bb")])
+    ...          for x, y in [("a1", "a2"), ("a1", "b1"), ("a2", "b1")]]
+    >>> table = compare_metrics(convs, metrics=["mean_cosine"], embedder=Letters(), n_seeds=2, n_permutations=0)
+    >>> table[["metric", "topic", "n_conversations", "n_teams"]]
+            metric topic  n_conversations  n_teams
+    0  mean_cosine     t                3        1
     """
     from .embedding import as_embedder
 
@@ -150,9 +237,9 @@ def compare_metrics(
         if missing:
             raise InputError(f"conversation '{missing[0]}' has no repeat index")
         wanted = sorted(set(repeats or [max(repeat_of.values()) + 1]))
-        if wanted[0] < 1:
-            raise InputError(f"repeats must be >= 1, got {wanted[0]}")
-        subsets = [(r, [c for c in conversations if repeat_of[c.id] < r]) for r in wanted]
+        check("repeats", wanted[0])
+        index = {c.id: repeat_of[str(c.id)] for c in conversations}
+        subsets = [(r, [c for c in conversations if index[c.id] < r]) for r in wanted]
     all_topics = sorted({c.topic for c in conversations})
     topics = list(topics) if topics else all_topics + (["all"] if len(all_topics) > 1 else [])
     emb = as_embedder(embedder, store=store)
@@ -180,10 +267,10 @@ def format_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> s
         if shown[col].dtype.kind == "f":
             fmt = "{:.3g}" if "p_value" in col else "{:.3f}"
             shown[col] = shown[col].map(lambda x: "-" if x != x else fmt.format(x))
-    return shown.to_string(index=False)
+    return str(shown.to_string(index=False))
 
 
-def config_conversations(config, store_path: str | None = None, run_missing: bool = False,
+def config_conversations(config: RunConfig, store_path: str | None = None, run_missing: bool = False,
                          progress: bool = True) -> tuple[list[Conversation], dict[str, int]]:
     """The conversations ``config`` plans, from its store (running missing ones when ``run_missing``).
 

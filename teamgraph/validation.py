@@ -23,7 +23,12 @@ import pandas as pd
 
 from .communities import Partition
 from .errors import InputError
+from .limits import DEFAULT_LABEL_PERMUTATIONS, DEFAULT_SEED, check
 from .scoring import topic_values
+
+__all__ = [
+    "LabelAgreement", "LabelGap", "ari_nmi", "label_agreement", "label_kinds", "labels_of_kind", "label_gap"
+]
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,8 @@ def _contingency(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 
 def _comb2(x: np.ndarray) -> np.ndarray:
-    return x * (x - 1) / 2.0
+    pairs: np.ndarray = x * (x - 1) / 2.0
+    return pairs
 
 
 def ari_nmi(communities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +108,8 @@ def ari_nmi(communities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
 def label_agreement(
     partition: Partition | Sequence[Sequence[str]],
     labels: Mapping[str, Any] | None = None,
-    n_permutations: int = 1000,
-    seed: int = 0,
-    attach: bool = True,
+    n_permutations: int = DEFAULT_LABEL_PERMUTATIONS,
+    seed: int = DEFAULT_SEED,
     kind: str | None = None,
 ) -> LabelAgreement | None:
     """ARI/NMI between a partition's communities and the agents' labels, with permutation p-values.
@@ -112,14 +117,39 @@ def label_agreement(
     ``labels`` maps agent -> label or list of labels (the first counts); by default the graph's
     node attribute ``labels`` is used. Returns None when fewer than two agents are labelled or
     they all share one label (agreement is undefined). With ``kind``, each agent counts with its
-    ``kind:value`` label instead (see :func:`label_kinds`). Attaches the result as
-    ``partition.validation`` (or ``partition.validation_by_kind[kind]``) when ``partition`` is a Partition.
+    ``kind:value`` label instead (see :func:`label_kinds`). Returns a new object and leaves
+    ``partition`` as it is: ``partition.with_validation(result, kind)`` gives a copy carrying it.
 
-    >>> label_agreement([["a", "b"], ["c", "d"]], {"a": "x", "b": "x", "c": "y", "d": "y"}).ari
-    1.0
+    Parameters
+    ----------
+    partition : Partition or list of list of str
+        The communities.
+    labels : mapping, optional
+        Agent -> label or list of labels; default the graph's node attribute ``labels``.
+    n_permutations : int
+        Label shuffles for the p-values (limit ``n_permutations``).
+    seed : int
+        Seed of the shuffles.
+    kind : str, optional
+        Use each agent's ``kind:value`` label (``family``, ``role``).
+
+    Returns
+    -------
+    LabelAgreement or None
+        ARI, NMI and their permutation p-values; None where agreement is undefined.
+
+    Raises
+    ------
+    InputError
+        Plain communities without ``labels``, or ``n_permutations`` out of its limit.
+
+    Examples
+    --------
+    >>> agree = label_agreement([["a", "b"], ["c", "d"]], {"a": "x", "b": "x", "c": "y", "d": "y"})
+    >>> agree.ari, agree.n_agents
+    (1.0, 4)
     """
-    if n_permutations < 1:
-        raise InputError(f"n_permutations must be >= 1, got {n_permutations}")
+    check("n_permutations", n_permutations)
     if isinstance(partition, Partition):
         communities = partition.communities
         if labels is None:
@@ -149,11 +179,6 @@ def label_agreement(
         n_agents=len(names), n_labels=int(lab.max()) + 1, n_communities=int(comm.max()) + 1,
         n_permutations=int(n_permutations), seed=int(seed), unlabelled=unlabelled, kind=kind,
     )
-    if attach and isinstance(partition, Partition):
-        if kind is None:
-            partition.validation = result
-        else:
-            partition.validation_by_kind[kind] = result
     return result
 
 
@@ -217,7 +242,7 @@ def label_gap(
     values: pd.DataFrame,
     labels: Mapping[str, Any],
     topic: str | None = None,
-    n_permutations: int = 1000,
+    n_permutations: int = DEFAULT_LABEL_PERMUTATIONS,
     seed: int = 0,
 ) -> LabelGap | None:
     """Same-label minus mixed-label mean of the relationship values of ``topic`` (None or "all": all topics).
@@ -229,8 +254,7 @@ def label_gap(
     >>> round(label_gap(v, {"a": "x", "b": "x", "c": "y"}).gap, 3)
     0.75
     """
-    if n_permutations < 1:
-        raise InputError(f"n_permutations must be >= 1, got {n_permutations}")
+    check("n_permutations", n_permutations)
     selected = topic_values(values, topic)
     first = _first_labels(labels)
     keep = selected["agent_a"].isin(first) & selected["agent_b"].isin(first)

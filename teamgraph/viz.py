@@ -6,8 +6,10 @@ return it (its figure is ``ax.figure``), :func:`plot_topic_grid` returns its fig
 deterministic: sorted node order, seeded layouts, PCA without randomness, and :func:`save_figure`
 writes PNG and SVG without dates, so the same inputs give the same files.
 
->>> fig = plot_topic_grid(result.partitions)                     # doctest: +SKIP
->>> save_figure(fig, "out/topics", formats=("png", "svg"))       # doctest: +SKIP
+A sketch (``result`` from :func:`teamgraph.pipeline.run`)::
+
+    fig = plot_topic_grid(result.partitions)
+    save_figure(fig, "out/topics", formats=("png", "svg"))
 """
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ from matplotlib.patches import Patch, Rectangle
 from .communities import Partition
 from .conversations import Conversation
 from .errors import InputError
+
+__all__ = ["EVALUATION_COLUMNS", "aligned_team_colors", "community_colors", "graph_layout", "plot_graph",
+           "plot_topic_grid", "plot_value_heatmap", "plot_trajectory", "plot_evaluation", "save_figure", "slug",
+           "pick_trajectories", "write_figures"]
 
 _PALETTE = plt.get_cmap("tab10").colors
 _ISOLATE = (0.7, 0.7, 0.7)

@@ -233,7 +233,7 @@ def test_same_graph_in_another_insertion_order_gives_same_partition():
 # -- backends ---------------------------------------------------------------------------------
 
 def test_sknetwork_is_the_default_when_installed_and_the_others_follow(monkeypatch):
-    assert tg.find_communities(planted_graph(GROUPS), n_seeds=2).settings["backend"] == "sknetwork"
+    assert tg.find_communities(planted_graph(GROUPS), n_seeds=2).settings.backend == "sknetwork"
     monkeypatch.setattr(communities, "backend_available", lambda b: b != "sknetwork")
     assert communities._default_backend() == "python-louvain"
     monkeypatch.setattr(communities, "backend_available", lambda b: b == "networkx")

@@ -38,7 +38,7 @@ def test_valid_config_defaults_and_merging():
         (with_(agents=[{"name": "a"}, {"name": "a"}]), "agents[1].name", "duplicate agent name 'a'"),
         (with_(agents=[{"name": "a"}, {"persona": "x"}]), "agents[1].name", "missing required field"),
         ({k: v for k, v in BASE.items() if k != "agents"}, "agents", "missing required field"),
-        (with_(conversation={"turns": 1}), "conversation.turns", "must be >= 2"),
+        (with_(conversation={"turns": 1}), "conversation.turns", "must be in 2 .. 1000 (got 1)"),
         (with_(conversation={"turns": "six"}), "conversation.turns", "expected an integer"),
         (with_(agents=[{"name": "a", "backend": "remote"}, {"name": "b"}]), "agents[0].backend", "unknown backend 'remote'"),
         (with_(agents=[{"name": "a", "format": "json"}, {"name": "b"}]), "agents[0].format", "must be one of chat, transcript"),
@@ -73,7 +73,7 @@ CLI_CASES = {
     "unknown backend": ("backends: {local: {type: ollama}}\nagents: [{name: a}, {name: b}]\n", "unknown backend type 'ollama'"),
     "duplicate agents": ("agents: [{name: a}, {name: a}]\n", "agents[1].name: duplicate agent name 'a'"),
     "missing field": ("topics: [general]\n", "agents: missing required field"),
-    "turns < 2": ("agents: [{name: a}, {name: b}]\nconversation: {turns: 1}\n", "conversation.turns: must be >= 2"),
+    "turns < 2": ("agents: [{name: a}, {name: b}]\nconversation: {turns: 1}\n", "conversation.turns: must be in 2 .. 1000"),
     "bad backend setting": ("backends: {local: {type: llamacpp, threads: 4}}\nagents: [{name: a}, {name: b}]\n",
                             "backends.local.threads: unknown setting"),
 }

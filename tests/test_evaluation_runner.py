@@ -469,7 +469,7 @@ def write_tiny(tmp_path):
     (["--benchmarks", "mmlu_cooking"], "unknown benchmark(s) mmlu_cooking"),
     (["--n-items", "0"], "--n-items must be >= 1"),
     (["--protocols", "plurality"], "unknown protocol(s) plurality"),
-    (["--debate-rounds", "0"], "--debate-rounds must be >= 1"),
+    (["--debate-rounds", "-1"], "--debate-rounds must be >= 0, got -1"),
     (["--teams-from", "nowhere"], "--teams-from nowhere: no such file or folder"),
     (["--n-items", "many"], "invalid int value"),
 ])

@@ -39,7 +39,8 @@ def analysed(values, threshold="mean", n_permutations=200, seed=0, **kw):
 @pytest.mark.parametrize("threshold", ["mean", "none", "top_k:3", "quantile:0.6"])
 def test_planted_partition_is_significant(threshold):
     partition, sig = analysed(planted_values(), threshold)
-    assert partition.significance is sig
+    assert partition.significance is None  # the test returns a value and leaves the partition as it was
+    assert partition.with_significance(sig).significance is sig
     assert sig.p_value == pytest.approx(1 / 201)  # no shuffled graph came close
     assert sig.gap_p_value < 0.01
     assert sig.modularity > sig.null_modularity_mean + 3 * sig.null_modularity_std
@@ -113,7 +114,7 @@ def test_every_graph_goes_through_find_communities_with_the_partitions_settings(
     sig = permutation_test(partition, 7, values=values)  # default: the partition's own seeds
     # the observed graph is the partition's own graph and settings: the exported partition itself
     assert sig.modularity == partition.modularity and len(calls) == 7
-    assert all(kw == {"resolution": 0.9, "n_seeds": 4, "seed": 3, "backend": partition.settings["backend"]} for kw in calls)
+    assert all(kw == {"resolution": 0.9, "n_seeds": 4, "seed": 3, "backend": partition.settings.backend} for kw in calls)
     calls.clear()
     sig = permutation_test(partition, 7, values=values, n_seeds=1)  # one seed: the observed graph is detected again
     assert len(calls) == 8 and all(kw["n_seeds"] == 1 and kw["seed"] == 3 for kw in calls)
@@ -183,17 +184,17 @@ def test_export_carries_significance_and_validation(tmp_path):
     partition = tg.find_communities(tg.build_graph(values, topic="t", agents=agents), n_seeds=3)
     before = tg.teams_document(partition)
     assert "significance" not in before and "validation" not in before
-    permutation_test(partition, 100, values=values)
     from teamgraph.validation import label_agreement
 
-    label_agreement(partition)
-    a = tg.export_teams(partition, tmp_path / "a.json").read_bytes()
+    tested = partition.with_significance(permutation_test(partition, 100, values=values))
+    tested = tested.with_validation(label_agreement(partition))
+    assert tg.teams_document(partition) == before  # the original is unchanged
+    a = tg.export_teams(tested, tmp_path / "a.json").read_bytes()
     doc = json.loads(a)
     assert doc["significance"]["p_value"] == round(1 / 101, 6) and doc["significance"]["null"] == "pairs"
     assert doc["significance"]["verdict"].startswith("evidence of team structure")
     assert doc["validation"]["ari"] == 1.0 and doc["validation"]["n_agents"] == 12
     # identical inputs give identical bytes, significance included
     again = tg.find_communities(tg.build_graph(values, topic="t", agents=agents), n_seeds=3)
-    permutation_test(again, 100, values=values)
-    label_agreement(again)
+    again = again.with_significance(permutation_test(again, 100, values=values)).with_validation(label_agreement(again))
     assert tg.export_teams(again, tmp_path / "b.json").read_bytes() == a

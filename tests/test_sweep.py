@@ -127,7 +127,7 @@ def test_sweep_cli_on_a_conversations_file(tmp_path, capsys, fake_embedder):
 @pytest.mark.parametrize("args, message", [
     (["sweep"], "a run config or --conversations"),
     (["sweep", "--conversations", "c.jsonl", "--thresholds", "median"], "threshold: 'median'"),
-    (["sweep", "--conversations", "c.jsonl", "--permutations", "-1"], "--permutations must be >= 0"),
+    (["sweep", "--conversations", "c.jsonl", "--permutations", "-1"], "--permutations must be in 0 .. 1000000, got -1"),
     (["sweep", "--conversations", "c.jsonl", "--resolutions", "1,x"], "comma-separated numbers"),
     (["sweep", "--conversations", "c.jsonl", "--repeats", "2"], "--repeats needs a run config"),
     (["compare", "tiny.yaml"], "no store; run `teamgraph run"),

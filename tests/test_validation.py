@@ -49,14 +49,15 @@ def test_undefined_agreement_returns_none():
         label_agreement([["a", "b"]], {"a": "x", "b": "y"}, n_permutations=0)
 
 
-def test_partition_uses_graph_labels_and_attaches_result():
+def test_partition_uses_graph_labels_and_returns_a_value():
     rows = [(u, v, "t", 1.0 if u[0] == v[0] else 0.1) for i, u in enumerate(sorted(LABELS))
             for v in sorted(LABELS)[i + 1:]]
     values = pd.DataFrame(rows, columns=["agent_a", "agent_b", "topic", "weight"])
     graph = tg.build_graph(values, threshold="mean", topic="t", agents={n: {"labels": l} for n, l in LABELS.items()})
     partition = tg.find_communities(graph, n_seeds=3)
     result = label_agreement(partition, n_permutations=100)
-    assert partition.validation is result and result.ari == 1.0
+    assert partition.validation is None and result.ari == 1.0  # nothing attached behind the caller's back
+    assert partition.with_validation(result).validation is result
     wrong = {n: ["x" if n in ("m1", "d1", "c1", "m2") else "y"] for n in LABELS}
     assert label_agreement(partition, wrong, n_permutations=100).ari < 0.2
 
@@ -120,14 +121,14 @@ def test_label_kinds_measure_family_and_role_separately_against_sklearn():
     assert label_agreement(communities, labels, n_permutations=50).ari == pytest.approx(1.0)
 
 
-def test_label_agreement_by_kind_is_attached_beside_the_first_label_result():
+def test_label_agreement_by_kind_goes_beside_the_first_label_result():
     g = tg.build_graph(pd.DataFrame({"agent_a": ["a", "c", "a"], "agent_b": ["b", "d", "c"], "topic": "t",
                                      "weight": [0.9, 0.9, 0.1]}), topic="t", threshold="none")
     for n, labs in {"a": ["family:x", "role:m"], "b": ["family:x", "role:d"],
                     "c": ["family:y", "role:m"], "d": ["family:y", "role:d"]}.items():
         g.nodes[n]["labels"] = labs
     partition = tg.find_communities(g, n_seeds=2)
-    label_agreement(partition, kind="family", n_permutations=20)
+    partition = partition.with_validation(label_agreement(partition, kind="family", n_permutations=20), "family")
     assert partition.validation is None and set(partition.validation_by_kind) == {"family"}
     doc = tg.teams_document(partition)
     assert doc["validation_by_kind"]["family"]["kind"] == "family"

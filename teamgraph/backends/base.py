@@ -14,6 +14,9 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from teamgraph.errors import RequestFailed
 
+__all__ = ["GenerationRequest", "GenerationResult", "ScoreRequest", "OptionScorer", "ContinuationScorer",
+           "TOP_LOGPROBS", "options_from_top", "Backend"]
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -75,7 +78,9 @@ class OptionScorer(Protocol):
     remote server did not list among its top tokens).
     """
 
-    def option_logprobs(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]: ...
+    def option_logprobs(self, requests: Sequence[ScoreRequest]) -> list[dict[str, float]]:
+        """Per request, in order: option -> log-probability of its first token after the prompt."""
+        ...
 
 
 @runtime_checkable
@@ -115,10 +120,15 @@ def options_from_top(top: Mapping[str, float], options: Sequence[str], agent: st
 class Backend(Protocol):
     """``generate`` returns one result per request, in order; ``describe`` feeds cache keys."""
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """One result per request, in request order: a request that fails alone comes back with status
+        ``error``; BackendError when the backend itself fails (unreachable, unknown model)."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """What determines outputs (type, model files, endpoint): part of every cache key. No secrets."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release models, engines and connections; the backend is not used afterwards."""
+        ...

@@ -11,6 +11,8 @@ from ..errors import BackendError, MissingDependencyError, RequestFailed
 from ..models import resolve_gguf
 from .base import GenerationRequest, GenerationResult, ScoreRequest
 
+__all__ = ["LlamaCppBackend"]
+
 
 class LlamaCppBackend:
     """Runs GGUF models in this process, one request after the other (llama.cpp is single-stream).
@@ -37,6 +39,7 @@ class LlamaCppBackend:
         self._paths: dict[str, Path] = {}
 
     def model_path(self, model: str) -> Path:
+        """The GGUF file behind ``model`` (a zoo name, a file name under ``model_dir`` or a path), resolved once."""
         if model not in self._paths:
             self._paths[model] = resolve_gguf(model, self.model_dir)
         return self._paths[model]
@@ -60,6 +63,7 @@ class LlamaCppBackend:
         return self._models[model]
 
     def describe(self) -> dict[str, Any]:
+        """Type and context size (part of cache keys; the weights are in ``model_fingerprint``)."""
         return {"type": "llamacpp", "n_ctx": self.n_ctx}
 
     def model_fingerprint(self, model: str) -> str:
@@ -68,6 +72,7 @@ class LlamaCppBackend:
         return f"{path.name}:{path.stat().st_size}"
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """One result per request, in order, generated one after the other in this process."""
         return [self._one(r) for r in requests]
 
     def _one(self, req: GenerationRequest) -> GenerationResult:
@@ -172,6 +177,7 @@ class LlamaCppBackend:
         return llm.tokenize((" " + option).encode("utf-8"), add_bos=False, special=False)[0]
 
     def close(self) -> None:
+        """Free every loaded model."""
         for llm in self._models.values():
             with contextlib.suppress(Exception):
                 llm.close()

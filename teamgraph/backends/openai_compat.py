@@ -26,6 +26,8 @@ import openai
 from ..errors import BackendError, ConfigError, RequestFailed
 from .base import TOP_LOGPROBS, GenerationRequest, GenerationResult, ScoreRequest, options_from_top
 
+__all__ = ["redact_url", "url_secrets", "OpenAIBackend"]
+
 log = logging.getLogger("teamgraph.backends.openai")
 
 T = TypeVar("T")
@@ -178,6 +180,7 @@ class OpenAIBackend:
         return {"type": "openai", "base_url": self.base_url}
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._client.close()
 
     # -- generation --------------------------------------------------------------------------

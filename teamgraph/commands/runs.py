@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+__all__ = ["register", "command"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     runs = sub.add_parser("runs", help="list the run records of a store: id, kind, status, start, duration, "

@@ -5,6 +5,8 @@ import argparse
 import shlex
 from pathlib import Path
 
+__all__ = ["register", "command"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     study = sub.add_parser("study", help="run or resume a labelled roster, measure label recovery and team quality, "

@@ -9,6 +9,11 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
+from ..limits import (DEFAULT_EMBEDDER, DEFAULT_METRIC, DEFAULT_N_PERMUTATIONS, DEFAULT_N_SEEDS, DEFAULT_SEED,
+                      check, help_text)
+
+__all__ = ["SHOWN", "register", "sweep_command", "compare_command"]
+
 SHOWN = ["n_teams", "n_isolates", "modularity", "stability", "p_value", "ari", "nmi", "label_p_value"]
 
 
@@ -24,9 +29,12 @@ def _names(text: str) -> list[str]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seeds", type=int, default=None, help="Louvain seeds per consensus (default: config's, else 10)")
-    p.add_argument("--seed", type=int, default=None, help="first Louvain seed and permutation seed (default: config's, else 0)")
-    p.add_argument("--permutations", type=int, default=200, help="significance permutations, 0 to skip (default: %(default)s)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=help_text("n_seeds", "Louvain seeds per consensus", f"config's, else {DEFAULT_N_SEEDS}"))
+    p.add_argument("--seed", type=int, default=None,
+                   help=help_text("seed", "first Louvain seed and permutation seed", f"config's, else {DEFAULT_SEED}"))
+    p.add_argument("--permutations", type=int, default=DEFAULT_N_PERMUTATIONS,
+                   help=help_text("n_permutations_or_skip", "significance permutations, 0 to skip", DEFAULT_N_PERMUTATIONS))
     p.add_argument("--topic", action="append", default=None,
                    help="topic to analyse, repeatable; 'all' = all topics averaged; with a config and "
                         "without 'all', only the named topics' conversations are loaded")
@@ -42,12 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sw = sub.add_parser("sweep", help="communities, modularity, stability and significance over resolutions x thresholds")
     sw.add_argument("config", nargs="?", type=Path, help="run config (YAML) whose stored conversations to use")
     sw.add_argument("--conversations", type=Path, default=None, help="or: a conversations JSONL file")
-    sw.add_argument("--metric", default=None, help="relationship metric (default: config's, else cumulative_cosine)")
+    sw.add_argument("--metric", default=None, help=f"relationship metric (default: config's, else {DEFAULT_METRIC})")
     sw.add_argument("--resolutions", type=_floats, default=[0.5, 1.0, 1.5, 2.0],
                     help="comma-separated Louvain resolutions (default: 0.5,1,1.5,2)")
     sw.add_argument("--thresholds", type=_names, default=["none", "mean", "quantile:0.75", "top_k:2"],
                     help="comma-separated threshold rules (default: none,mean,quantile:0.75,top_k:2)")
-    sw.add_argument("--embedder", default=None, help="embedder name or path (default: config's, else all-MiniLM-L6-v2)")
+    sw.add_argument("--embedder", default=None, help=f"embedder name or path (default: config's, else {DEFAULT_EMBEDDER})")
     sw.add_argument("--repeats", type=int, default=None,
                     help="with a config: use the first N conversations per pair (default: the config's repeats)")
     _common(sw)
@@ -59,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--repeats", type=int, nargs="+", default=None,
                      help="conversations per pair to compare, e.g. 1 3 (default: 1 and the config's repeats)")
     cmp.add_argument("--threshold", default=None, help="threshold rule (default: config's)")
-    cmp.add_argument("--resolution", type=float, default=None, help="Louvain resolution (default: config's)")
+    cmp.add_argument("--resolution", type=float, default=None, help=help_text("resolution", "Louvain resolution", "config's"))
     _common(cmp)
     cmp.set_defaults(func=compare_command)
 
@@ -93,17 +101,21 @@ def _inputs(args: argparse.Namespace, config, repeats: int | None = None):
 
     convs = read_conversations(args.conversations)
     store = Store(args.store) if args.store else None
-    embedder = Embedder(args.embedder or "all-MiniLM-L6-v2", device=args.device, store=store)
+    embedder = Embedder(args.embedder or DEFAULT_EMBEDDER, device=args.device, store=store)
     return convs, None, None, embedder, store
 
 
 def _check(args: argparse.Namespace) -> None:
-    from ..errors import InputError
-
-    if args.permutations < 0:
-        raise InputError(f"--permutations must be >= 0, got {args.permutations}")
-    if args.seeds is not None and args.seeds < 1:
-        raise InputError(f"--seeds must be >= 1, got {args.seeds}")
+    check("n_permutations_or_skip", args.permutations, "--permutations")
+    if args.seeds is not None:
+        check("n_seeds", args.seeds, "--seeds")
+    if args.seed is not None:
+        check("seed", args.seed, "--seed")
+    flag = "--resolutions" if hasattr(args, "resolutions") else "--resolution"
+    given = getattr(args, "resolutions", None) or [getattr(args, "resolution", None)]
+    for r in given:
+        if r is not None:
+            check("resolution", r, flag)
 
 
 def _write(frame, args: argparse.Namespace) -> None:
@@ -126,7 +138,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     for rule in args.thresholds:
         Threshold.parse(rule)  # fail before any embedding
     config = load_config(args.config) if args.config else None
-    metric = args.metric or (config.scoring.metric if config else "cumulative_cosine")
+    metric = args.metric or (config.scoring.metric if config else DEFAULT_METRIC)
     if args.repeats is not None and (args.repeats < 1 or config is None):
         raise InputError("--repeats needs a run config and a value >= 1")
     convs, _, agents, embedder, store = _inputs(args, config, repeats=args.repeats)
@@ -134,8 +146,9 @@ def sweep_command(args: argparse.Namespace) -> int:
         values = relationship_values(convs, metric=metric, embedder=embedder, progress=True)
         c = config.communities if config else None
         table = sweep(values, resolutions=args.resolutions, thresholds=args.thresholds, topics=args.topic or ["all"],
-                      agents=agents, n_seeds=args.seeds or (c.n_seeds if c else 10),
-                      seed=args.seed if args.seed is not None else (c.seed if c else 0), n_permutations=args.permutations)
+                      agents=agents, n_seeds=args.seeds or (c.n_seeds if c else DEFAULT_N_SEEDS),
+                      seed=args.seed if args.seed is not None else (c.seed if c else DEFAULT_SEED),
+                      n_permutations=args.permutations)
     finally:
         if store is not None:
             store.close()
@@ -161,7 +174,7 @@ def compare_command(args: argparse.Namespace) -> int:
     try:
         table = compare_metrics(
             convs, metrics=args.metrics, topics=args.topic, repeats=repeats, repeat_of=repeat_of, agents=agents,
-            threshold=args.threshold or config.graph.threshold, resolution=args.resolution or c.resolution,
+            threshold=args.threshold or config.graph.threshold, resolution=c.resolution if args.resolution is None else args.resolution,
             n_seeds=args.seeds or c.n_seeds, seed=args.seed if args.seed is not None else c.seed,
             n_permutations=args.permutations, embedder=embedder)
     finally:

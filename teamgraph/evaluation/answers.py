@@ -27,6 +27,10 @@ from teamgraph.evaluation.extraction import answer_instruction, extract_answer, 
 from teamgraph.roster import Agent, legacy_key_dict
 from teamgraph.store import Store, stable_hash
 
+__all__ = ["ANSWER_COLUMNS", "TRANSCRIPT_INSTRUCTIONS", "TRANSCRIPT_STOP", "AnswerJob", "backend_info",
+           "answer_seed", "build_answer_request", "extract_reply", "answer_key", "make_job", "stored_answers",
+           "run_jobs", "item_records", "collect_answers"]
+
 ANSWER_COLUMNS = ["item_id", "benchmark", "agent", "round", "raw", "answer", "status", "mode"]
 
 #: Short instructions for completion prompts: a base model continues "Answer:" with one line.
@@ -157,6 +161,8 @@ def answer_key(agent: Agent, identity: Any, item_id: str, request: GenerationReq
 
 def make_job(agent: Agent, item: Mapping[str, Any], identity: Any, *, seed: int, max_tokens: int, round: int = 0,
              peers: Mapping[str, str | None] | None = None, previous: str | None = None) -> AnswerJob:
+    """The job of one agent answering one item: its request (:func:`build_answer_request`) and its cache
+    key, plus the key a store from before labels left the keys holds it under."""
     request = build_answer_request(agent, item, seed=seed, max_tokens=max_tokens, round=round, peers=peers,
                                    previous=previous)
     item_id = str(item["item_id"])

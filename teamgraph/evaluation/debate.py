@@ -19,6 +19,8 @@ from teamgraph.evaluation.voting import team_scores
 from teamgraph.roster import Agent
 from teamgraph.store import Store
 
+__all__ = ["run_debates", "debate_answers", "debate_scores"]
+
 
 def run_debates(
     teams: Mapping[str, Sequence[Agent]],

@@ -23,6 +23,10 @@ from typing import Any, Mapping
 
 from teamgraph.errors import InputError
 
+__all__ = ["KINDS", "LETTERS", "normalize_number", "extract_number", "extract_choice", "last_boxed",
+           "normalize_math", "extract_math", "extract_answer", "normalize_gold", "answer_instruction",
+           "format_question"]
+
 KINDS = ("multiple_choice", "number", "math")
 LETTERS = "ABCDE"
 

@@ -29,6 +29,9 @@ from teamgraph.evaluation.extraction import LETTERS, format_question
 from teamgraph.roster import Agent, legacy_key_dict
 from teamgraph.store import Store, stable_hash
 
+__all__ = ["likelihood_prompt", "cloze_prompt", "option_scores", "option_distribution_logits", "can_score",
+           "best_option", "collect_likelihood_answers", "self_consistency_answers"]
+
 _INSTRUCTION = "Answer with the letter of the correct option."
 
 

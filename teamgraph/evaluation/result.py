@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+__all__ = ["EvaluationResult", "summary_table", "markdown_table"]
+
 
 @dataclass
 class EvaluationResult:

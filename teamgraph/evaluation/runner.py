@@ -5,8 +5,10 @@ offline from its members' cached answers, so any team costs no model call. Only 
 calls per team (cached too). Result tables are pandas DataFrames; ``write_report`` turns them into
 CSV, Markdown and a bar chart.
 
->>> result = evaluate(config, run_result.partitions, n_items=50)   # doctest: +SKIP
->>> result.summary()                                                # doctest: +SKIP
+A sketch (it calls the agents' models)::
+
+    result = evaluate(config, run_result.partitions, n_items=50)
+    result.summary()
 """
 from __future__ import annotations
 
@@ -40,6 +42,11 @@ from teamgraph.evaluation.voting import (
 from teamgraph.lease import hold_store
 from teamgraph.records import RECORD_FILES, recording
 from teamgraph.store import Store
+
+__all__ = ["EVALUATION_PROTOCOLS", "DEFAULT_PROTOCOLS", "SCORE_COLUMNS", "KIND_ORDER", "GROUP_DOMAINS",
+           "TeamsInput", "TeamSpec", "topics_for_group", "load_teams", "community_teams", "WEIGHT_FLOOR",
+           "cross_fitted_weights", "score_group", "check_protocols", "check_benchmarks", "sample_groups",
+           "evaluate"]
 
 #: Team protocols ``evaluate`` knows; ``debate`` makes model calls per team, so it is off by default.
 EVALUATION_PROTOCOLS = ("majority", "weighted", "oracle", "debate")
@@ -273,10 +280,12 @@ def _check_names(what: str, names: Sequence[str], valid: Sequence[str]) -> tuple
 
 
 def check_protocols(protocols: Sequence[str]) -> tuple[str, ...]:
+    """``protocols`` without repeats; InputError naming unknown ones and :data:`EVALUATION_PROTOCOLS`."""
     return _check_names("protocol", protocols, EVALUATION_PROTOCOLS)
 
 
 def check_benchmarks(benchmarks: Sequence[str]) -> tuple[str, ...]:
+    """``benchmarks`` without repeats; InputError naming unknown ones and the known benchmarks."""
     return _check_names("benchmark", benchmarks, BENCHMARKS)
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from teamgraph.errors import InputError
 
+__all__ = ["bootstrap_ci", "PairedTest", "mcnemar_exact", "paired_permutation"]
+
 
 def _vector(x: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     v = np.asarray(x, dtype=float)
@@ -59,9 +61,11 @@ class PairedTest:
     b_only: int | None = None
 
     def significant(self, alpha: float = 0.05) -> bool:
+        """Whether ``p_value < alpha``."""
         return self.p_value < alpha
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict."""
         return asdict(self)
 
 

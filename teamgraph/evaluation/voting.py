@@ -15,6 +15,10 @@ import pandas as pd
 
 from teamgraph.errors import InputError
 
+__all__ = ["PROTOCOLS", "item_rng", "majority_vote", "weighted_vote", "team_scores", "item_correctness",
+           "team_answers", "fit_vote_weights", "split_items", "random_team_scores", "single_agent_scores",
+           "curated_teams"]
+
 PROTOCOLS = ("majority", "weighted", "oracle")
 _TOL = 1e-9
 
