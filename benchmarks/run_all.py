@@ -16,6 +16,8 @@ Benchmarks (each runs in a process of its own, so peak memory figures are its ow
             reset/bad JSON/cut-off body): same conversations; every call failing: exit 2, then resumes
   communities  issue 13: find_communities (default backend, 10 seeds + consensus) on a 1,000-agent
             complete graph vs ONE networkx louvain_communities run (<= 1.0x); python-louvain for comparison
+  report    issue 14: the HTML report of a 200-agent, 20,000-edge synthetic run (and of out/demo when it exists):
+            file size, first paint, first graph drawn, topic switch and edge click in headless Chromium
   vllm      issue 6: harness on vLLM vs one LLM.generate batch (>= 0.8x) and vs a naive loop;
             runs with --vllm-python (default .venv-vllm/bin/python, made by `make test-vllm`)
 
@@ -50,10 +52,11 @@ BENCHMARKS = {
     "crash": "bench_crash.py",
     "faults": "bench_faults.py",
     "communities": "bench_communities.py",
+    "report": "bench_report.py",
 }
 # What each benchmark needs importable; missing -> SKIP with the reason, not a crash.
 NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "zoo": ["llama_cpp"], "scoring_modes": ["llama_cpp"], "crash": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"],
-         "faults": ["llama_cpp", "uvicorn", "openai"]}
+         "faults": ["llama_cpp", "uvicorn", "openai"], "report": ["plotly", "playwright"]}
 
 
 def _missing(modules: list[str], python: str) -> list[str]:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .backends import Backend, agent_identities, make_backend
 from .communities import Partition, find_communities
-from .config import RunConfig
+from .config import CommunityConfig, RunConfig
 from .conversations import Conversation, write_conversations
 from .dialogue import ConversationSpec, plan_conversations, run_conversations
 from .embedding import Embedder
@@ -26,7 +26,7 @@ from .teams import export_teams
 from .validation import label_agreement, label_kinds
 
 __all__ = ["RunResult", "open_backends", "backend_identity", "preflight", "plan", "store_path_of", "run",
-           "estimate"]
+           "analyse_graphs", "planned_conversations", "estimate"]
 
 
 @dataclass
@@ -112,17 +112,7 @@ def _run(config: RunConfig, out: Path, store: Store, progress: bool, figures: bo
 
     t0 = time.perf_counter()
     graphs = build_graphs(values, threshold=config.graph.threshold, agents=config.agents)
-    c = config.communities
-    partitions = {}
-    for topic, g in graphs.items():
-        partition = find_communities(g, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed, backend=c.backend)
-        if c.n_permutations:  # how much to trust them (docs/signal.md)
-            partition = partition.with_significance(
-                permutation_test(partition, n_permutations=c.n_permutations, seed=c.seed, values=values))
-        partition = partition.with_validation(label_agreement(partition, seed=c.seed))
-        for kind in label_kinds(config.agents.labels()):  # e.g. family vs role: models or specialisations?
-            partition = partition.with_validation(label_agreement(partition, seed=c.seed, kind=kind), kind)
-        partitions[topic] = partition
+    partitions = analyse_graphs(graphs, values, config.communities)
     timings["communities_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -144,6 +134,52 @@ def _run(config: RunConfig, out: Path, store: Store, progress: bool, figures: bo
         utterances=sum(len(c.utterances) for c in conversations) - (now["utterances"] - before.get("utterances", 0)),
         embeddings=len(texts) - (now["embeddings"] - before.get("embeddings", 0)))
     return RunResult(conversations, values, graphs, partitions, files, dict(timings), record.id)
+
+
+def analyse_graphs(graphs: dict[str, nx.Graph], values: pd.DataFrame, settings: CommunityConfig) -> dict[str, Partition]:
+    """Topic -> Partition of each graph, carrying how much to trust it, as ``teamgraph run`` makes them.
+
+    Each partition carries its significance (unless ``settings.n_permutations`` is 0: docs/signal.md)
+    and its agreement with the agents' labels, overall and per label kind (``family``, ``role``: are
+    the teams models or specialisations?), labels read from the graphs' nodes.
+    """
+    labels = {n: d.get("labels") for g in graphs.values() for n, d in g.nodes(data=True)}
+    c = settings
+    partitions = {}
+    for topic, g in graphs.items():
+        partition = find_communities(g, resolution=c.resolution, n_seeds=c.n_seeds, seed=c.seed, backend=c.backend)
+        if c.n_permutations:
+            partition = partition.with_significance(
+                permutation_test(partition, n_permutations=c.n_permutations, seed=c.seed, values=values))
+        partition = partition.with_validation(label_agreement(partition, seed=c.seed))
+        for kind in label_kinds(labels):
+            partition = partition.with_validation(label_agreement(partition, seed=c.seed, kind=kind), kind)
+        partitions[topic] = partition
+    return partitions
+
+
+def planned_conversations(store: Store, config: RunConfig) -> list[Conversation]:
+    """The stored conversations a run of ``config`` planned (a store may hold several runs); no model call.
+
+    Conversation ids hash the backend and weights, so the backends are opened (no model is
+    loaded) to compute them; when that is not possible here (e.g. vLLM not installed), the
+    conversations between the roster's agents on the config's topics are used. Reads without the
+    store's lease: rows under legacy ids are read, not re-keyed.
+    """
+    from .dialogue import stored_conversations
+    from .errors import TeamgraphError
+
+    try:
+        backends = open_backends(config)
+    except TeamgraphError:
+        names, topics = set(config.agents.names), set(config.topics)
+        return [c for c in store.conversations() if c.topic in topics and set(c.pair) <= names]
+    try:
+        specs = plan(config, backends)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return stored_conversations(store, specs)
 
 
 def _figures(partitions: dict[str, Partition], out: Path, values: pd.DataFrame, conversations: list[Conversation],

@@ -64,30 +64,6 @@ def _evaluation_table(path: Path):
     return table
 
 
-def _config_conversations(store, config):
-    """The stored conversations a run of ``config`` planned (a store may hold several runs).
-
-    Conversation ids hash the backend and weights, so the backends are opened (no model is
-    loaded) to compute them; when that is not possible here (e.g. vLLM not installed), the
-    conversations between the roster's agents on the config's topics are used.
-    """
-    from ..dialogue import stored_conversations
-    from ..errors import TeamgraphError
-    from ..pipeline import open_backends, plan
-
-    try:
-        backends = open_backends(config)
-    except TeamgraphError:
-        names, topics = set(config.agents.names), set(config.topics)
-        return [c for c in store.conversations() if c.topic in topics and set(c.pair) <= names]
-    try:
-        specs = plan(config, backends)
-    finally:
-        for backend in backends.values():
-            backend.close()
-    return stored_conversations(store, specs)  # plot reads without the lease: legacy ids are read, not re-keyed
-
-
 def command(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -101,6 +77,7 @@ def command(args: argparse.Namespace) -> int:
     from ..graph import build_graph, build_graphs
     from ..scoring import relationship_values
     from ..store import Store
+    from ..pipeline import planned_conversations
     from ..viz import plot_evaluation, write_figures
 
     formats = _formats(args.formats)
@@ -119,7 +96,7 @@ def command(args: argparse.Namespace) -> int:
         if not args.store.is_file():
             raise InputError(f"{args.store}: no such store file")
         store = Store(args.store)
-        conversations = _config_conversations(store, config) if config else store.conversations()
+        conversations = planned_conversations(store, config) if config else store.conversations()
         if not conversations:
             of_run = f" of {args.config} (run it first: teamgraph run {args.config})" if config else ""
             raise InputError(f"{args.store}: no complete conversations{of_run} in the store")

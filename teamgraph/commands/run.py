@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+__all__ = ["register", "run_command", "plan_command"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run a roster config: conversations, graphs, teams JSON and figures")
@@ -38,8 +40,23 @@ def run_command(args: argparse.Namespace) -> int:
             if agreement is not None:
                 print(f"[{topic}]   {agreement.summary()}")
     out = Path(args.out or config.output)
-    print(f"wrote {len(result.files)} files to {out}/ (teams_*.json, graph_*.png, conversations.jsonl)")
+    report = _write_report(config, result, out, args.store)
+    print(f"wrote {len(result.files) + 1} files to {out}/ (teams_*.json, graph_*.png, conversations.jsonl, report.html)")
+    print(f"open the report in a browser: {report} ({report.resolve().as_uri()})")
     return 0
+
+
+def _write_report(config, result, out: Path, store: str | None) -> Path:
+    """``<out>/report.html`` (``teamgraph report``) of this run, with the store's newest evaluation of it if any."""
+    from ..pipeline import store_path_of
+    from ..report import find_evaluation, read_scores, write_report
+
+    store_path = store_path_of(config, out, store)
+    scores_path = find_evaluation(store_path, config.name)
+    return write_report(out / "report.html", result.partitions, result.conversations, result.values,
+                        agents=config.agents, evaluation=read_scores(scores_path) if scores_path else None,
+                        evaluation_source=scores_path, title=f"teamgraph: {config.name}", source=f"store {store_path}",
+                        seed=config.communities.seed)
 
 
 def plan_command(args: argparse.Namespace) -> int:
