@@ -11,6 +11,7 @@ from .embedding import Embedder
 from .errors import BackendError, ConfigError, InputError, MissingDependencyError, TeamgraphError
 from .graph import Threshold, build_graph, build_graphs
 from .metrics import METRICS, cross_speaker_cosine, cumulative_cosine, echo_discounted_cosine, mean_cosine
+from .pairs import select_pairs
 from .scoring import relationship_values, score_conversations
 from .store import Store
 from .significance import permutation_test
@@ -24,4 +25,5 @@ __all__ = [
     "TeamgraphError", "Threshold", "build_graph", "build_graphs", "METRICS", "cross_speaker_cosine",
     "cumulative_cosine", "echo_discounted_cosine", "mean_cosine", "relationship_values", "score_conversations",
     "Store", "export_teams", "teams_document", "permutation_test", "label_agreement", "sweep", "compare_metrics",
+    "select_pairs",
 ]

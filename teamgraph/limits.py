@@ -155,6 +155,9 @@ LIMITS: dict[str, Limit] = {
     "trajectories": Limit(0),                    # plot: conversations drawn as trajectories
     "dpi": Limit(10),
     "gpu_memory_utilization": Limit(0, 1, low_open=True),
+    "k": Limit(1),                               # select_pairs: nearest neighbours per agent
+    "explore": Limit(0),                         # select_pairs: random partners per agent
+    "budget": Limit(0, 1, low_open=True),        # select_pairs: fraction of all pairs
 }
 
 
