@@ -14,7 +14,8 @@ knows is refused with an ``InputError``, never read.
 
 Cache keys leave agent labels out (``Agent.identity_dict``); stores written before that hold rows
 under keys that hashed the labels too. No table changed, so the schema version did not: such rows are
-re-keyed lazily, when a run plans them (:meth:`Store.rekey`), and each re-keying logs one line.
+re-keyed lazily, when a run plans them (:meth:`Store.rekey`): the first move logs one line, and closing
+the store logs the total.
 """
 from __future__ import annotations
 
@@ -201,6 +202,7 @@ class Store:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._rekeyed = [0, 0]  # conversations, answers moved by rekey() since opening: logged by close()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         except sqlite3.DatabaseError as exc:
@@ -238,7 +240,11 @@ class Store:
             raise
 
     def close(self) -> None:
-        """Close the database connection (also done on leaving a ``with`` block)."""
+        """Close the database connection (also done on leaving a ``with`` block); logs what was re-keyed."""
+        if any(self._rekeyed):
+            logger.warning("%s: re-keyed %d conversations and %d answers from labelled keys (labels are no longer "
+                           "part of cache keys; nothing was generated again)", self.path, *self._rekeyed)
+            self._rekeyed = [0, 0]
         self._db.close()
 
     def __enter__(self) -> "Store":
@@ -316,8 +322,13 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         if conv or ans:
-            logger.warning("%s: re-keyed %d conversations and %d answers from labelled keys (labels are no longer "
-                           "part of cache keys; nothing was generated again)", self.path, len(conv), len(ans))
+            if not any(self._rekeyed):
+                logger.warning("%s: moving rows stored under labelled keys to their new keys as they are used (labels "
+                               "are no longer part of cache keys; nothing is generated again); the total follows "
+                               "when the store closes", self.path)
+            logger.info("%s: re-keyed %d conversations and %d answers", self.path, len(conv), len(ans))
+            self._rekeyed[0] += len(conv)
+            self._rekeyed[1] += len(ans)
         return len(conv), len(ans)
 
     # -- run records (teamgraph.records) -------------------------------------------------------
