@@ -6,17 +6,43 @@ the parser picks them all up, so adding a command never edits this file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import pkgutil
+import signal
 import sys
-from typing import Sequence
+import threading
+from typing import Iterator, Sequence
 
 from . import commands
 from ._version import __version__
 from .errors import TeamgraphError
 
-__all__ = ["build_parser", "one_line", "main"]
+__all__ = ["Terminated", "build_parser", "one_line", "main"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops as after Ctrl-C: the store's lease is released and
+    the run record says ``cancelled``, not ``started``."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated("terminated (SIGTERM)")
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while the command runs (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,14 +69,24 @@ def one_line(message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="teamgraph: %(levelname)s: %(message)s")
     try:
-        args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
+        with _sigterm_stops():
+            args = build_parser().parse_args(argv)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not as an "Exception ignored" at exit
+            return code
     except TeamgraphError as exc:
         print(f"teamgraph: error: {one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("teamgraph: terminated; run the same command again to resume from the store", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("teamgraph: interrupted; run the same command again to resume from the store", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (`teamgraph runs --json | head`): not our error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -295,7 +295,8 @@ def recording(kind: str, config: "RunConfig", store: Store, file: str | Path | N
         record.finish("error", error_message(exc))
         raise
     except BaseException as exc:
-        record.finish("cancelled", "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__)
+        reason = (str(exc) or "interrupted (Ctrl-C)") if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+        record.finish("cancelled", reason)
         raise
     else:
         record.finish("success")

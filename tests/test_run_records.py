@@ -444,3 +444,47 @@ def test_an_empty_store_has_no_records(tmp_path, capsys):
     assert main(["runs", str(path)]) == 0
     assert "no run records" in capsys.readouterr().out
     assert read_run_records(path) == []
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_one_line_cancelled_record_and_exit_143(tmp_path, fakes):
+    config_path = write_config(tmp_path, turns=4)
+    script = tmp_path / "slow_cli.py"
+    script.write_text(SLOW_RUN.replace(
+        'pipeline.run(load_config(sys.argv[1]), progress=False, figures=False)\nprint("finished", flush=True)',
+        'from teamgraph.cli import main\nsys.exit(main(["run", sys.argv[1], "--quiet"]))'))
+    assert "teamgraph.cli import main" in script.read_text()
+    db = tmp_path / "out" / "store.sqlite"
+    proc = subprocess.Popen([sys.executable, str(script), str(config_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.time() + 120
+        while _utterances(db) < 3:
+            assert proc.poll() is None, proc.communicate()
+            assert time.time() < deadline, "the slow run made no progress"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    last = [line for line in err.splitlines() if line.startswith("teamgraph:")][-1]
+    assert last == "teamgraph: terminated; run the same command again to resume from the store"
+    assert "Traceback" not in err
+    [record] = read_run_records(db)
+    assert (record["status"], record["message"]) == ("cancelled", "terminated (SIGTERM)")
+    assert record["finished_at"] is not None
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(tmp_path):
+    from teamgraph.store import Store
+
+    store = tmp_path / "store.sqlite"
+    with Store(store):
+        pass
+    proc = subprocess.Popen([sys.executable, "-m", "teamgraph", "runs", str(store), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader goes away before the listing is written (as `| head` does)
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 128 + signal.SIGPIPE and err == "", err
