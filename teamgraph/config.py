@@ -21,7 +21,7 @@ from .roster import PROMPT_FORMATS, Agent, Roster
 
 __all__ = [
     "DEFAULT_INSTRUCTION", "DEFAULT_TOPIC_LINE", "BACKEND_TYPES", "AGGREGATE_TOPIC", "SCORING_MODES",
-    "file_slug", "BackendConfig", "ConversationConfig", "ScoringConfig", "GraphConfig", "CommunityConfig",
+    "file_slug", "BackendConfig", "PAIR_STRATEGIES", "PairsConfig", "ConversationConfig", "ScoringConfig", "GraphConfig", "CommunityConfig",
     "BenchmarkSettings", "EvaluationConfig", "RunSettings", "RunConfig", "is_secret_key", "config_from_dict",
     "load_config"
 ]
@@ -32,7 +32,7 @@ DEFAULT_INSTRUCTION = (
     "speaker's claims, point out mistakes and add new facts instead of agreeing."
 )
 DEFAULT_TOPIC_LINE = "Let's discuss {topic}."
-BACKEND_TYPES = ("llamacpp", "openai", "vllm")
+BACKEND_TYPES = ("llamacpp", "openai", "vllm", "corpus")
 #: The key of the all-topics aggregate graph and partition (``teams_all.json``): no topic may map to it.
 AGGREGATE_TOPIC = "all"
 
@@ -54,6 +54,28 @@ class BackendConfig:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+#: Which agent pairs converse: ``all`` (every pair, the paper's method) or ``knn`` (:func:`teamgraph.select_pairs`
+#: on the agents' probe fingerprints, issue 13).
+PAIR_STRATEGIES = ("all", "knn")
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """``conversation.pairs``: ``all`` (default), or ``{strategy: knn, k, explore, budget, probes}``.
+
+    With ``knn`` each agent first answers ``probes`` single-turn topic-primed prompts per topic
+    (:mod:`teamgraph.fingerprints`); its fingerprint is the mean embedding of its replies, and only the
+    pairs :func:`teamgraph.select_pairs` picks from those converse. ``k``, ``explore`` and ``budget``
+    are its arguments; the seed is ``conversation.seed``.
+    """
+
+    strategy: str = "all"
+    k: int = 10
+    explore: int = 2
+    budget: float = 1.0
+    probes: int = 4
+
+
 @dataclass(frozen=True)
 class ConversationConfig:
     """How each pairwise conversation runs (SPEC section 2).
@@ -69,6 +91,7 @@ class ConversationConfig:
     seed: int = 0
     instruction: str = DEFAULT_INSTRUCTION
     topic_line: str = DEFAULT_TOPIC_LINE
+    pairs: PairsConfig = field(default_factory=PairsConfig)
 
 
 @dataclass(frozen=True)
@@ -426,10 +449,14 @@ def config_from_dict(data: Any, source: str | None = None) -> RunConfig:
 
 
 def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -> RunConfig:
+    conversation = data.get("conversation")
+    if isinstance(conversation, Mapping) and isinstance(conversation.get("pairs"), str):
+        data = {**data, "conversation": {**conversation, "pairs": {"strategy": conversation["pairs"]}}}  # pairs: all
     partial = _build(RunSettings, data, "", source)
     conv = partial.conversation
     for name in ("turns", "repeats", "seed"):
         _check_limit(name, getattr(conv, name), f"conversation.{name}", source)
+    _check_pairs(conv.pairs, (data.get("conversation") or {}).get("pairs"), source)
     _check_topic_line(conv.topic_line, source)
     _check_topics(partial.topics, source)
     c = partial.communities
@@ -462,6 +489,20 @@ def _build_run(data: dict, roster: Roster, backends: dict, source: str | None) -
                  f"unknown metric {_show(partial.scoring.metric)} (choose from: {', '.join(METRICS)})", source)
     values = {f.name: getattr(partial, f.name) for f in dataclasses.fields(partial)}
     return RunConfig(agents=roster, backends=backends, source=source, **values)
+
+
+def _check_pairs(pairs: PairsConfig, given: Any, src: str | None) -> None:
+    """``conversation.pairs``: a known strategy, knn settings within their limits, none of them with ``all``."""
+    where = "conversation.pairs"
+    _check_range(pairs.strategy in PAIR_STRATEGIES, f"{where}.strategy",
+                 f"must be one of {', '.join(PAIR_STRATEGIES)}, got {_show(pairs.strategy)}", src)
+    if pairs.strategy == "all":
+        extra = sorted(k for k in (given or {}) if k != "strategy") if isinstance(given, Mapping) else []
+        _check_range(not extra, f"{where}.{extra[0] if extra else ''}",
+                     "applies to strategy knn only (pairs: all converses every pair)", src)
+        return
+    for name in ("k", "explore", "budget", "probes"):
+        _check_limit(name, getattr(pairs, name), f"{where}.{name}", src)
 
 
 def _check_topic_line(line: str, src: str | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
@@ -46,18 +46,25 @@ def conversation_seed(run_seed: int, a: str, b: str, topic: str, repeat: int) ->
 
 
 def plan_conversations(
-    roster: Roster, topics: Sequence[str], settings: ConversationConfig, backend_info: Mapping[str, Any] | None = None
+    roster: Roster, topics: Sequence[str], settings: ConversationConfig, backend_info: Mapping[str, Any] | None = None,
+    pairs: Mapping[str, Collection[tuple[str, str]]] | None = None,
 ) -> list[ConversationSpec]:
     """Every unordered pair per topic and repeat (both orders when set); the roster's first agent opens.
 
     ``backend_info`` maps agent name -> what identifies its backend and weights (part of the id).
     The id hashes each agent's :meth:`Agent.identity_dict` (labels left out: they only measure);
     ``legacy_id`` is the same hash with the labels in, as stores written before this hold it.
+    ``pairs`` (topic -> pairs of agent names, e.g. from :func:`teamgraph.select_pairs`) keeps only
+    those pairs on each topic (in either order); None keeps every pair. A pair's conversations have
+    the same ids whichever pairs are kept, so a store serves both.
     """
     backend_info = backend_info or {}
     specs = []
     for topic in topics:
+        wanted = None if pairs is None else {tuple(sorted(p)) for p in pairs.get(topic, ())}
         for a, b in itertools.combinations(roster, 2):
+            if wanted is not None and tuple(sorted((a.name, b.name))) not in wanted:
+                continue
             orders = [(a, b), (b, a)] if settings.both_orders else [(a, b)]
             for repeat in range(settings.repeats):
                 for opener, partner in orders:

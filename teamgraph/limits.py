@@ -158,6 +158,7 @@ LIMITS: dict[str, Limit] = {
     "k": Limit(1),                               # select_pairs: nearest neighbours per agent
     "explore": Limit(0),                         # select_pairs: random partners per agent
     "budget": Limit(0, 1, low_open=True),        # select_pairs: fraction of all pairs
+    "probes": Limit(1, 1000),                    # fingerprints: probe replies per agent and topic; typo guard
 }
 
 

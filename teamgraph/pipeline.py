@@ -25,7 +25,7 @@ from .store import Store
 from .teams import export_teams
 from .validation import label_agreement, label_kinds
 
-__all__ = ["RunResult", "open_backends", "backend_identity", "preflight", "plan", "store_path_of", "run",
+__all__ = ["RunResult", "open_backends", "backend_identity", "preflight", "plan", "conversation_pairs", "store_path_of", "run",
            "analyse_graphs", "planned_conversations", "estimate"]
 
 
@@ -62,10 +62,42 @@ def preflight(config: RunConfig, backends: dict[str, Backend]) -> None:
             check([(a.name, a.model) for a in config.agents if a.backend == name])
 
 
-def plan(config: RunConfig, backends: dict[str, Backend] | None = None) -> list[ConversationSpec]:
-    """The conversations a run of ``config`` holds (ids include the backends' identities when ``backends`` are given)."""
+def plan(config: RunConfig, backends: dict[str, Backend] | None = None,
+         pairs: dict[str, list[tuple[str, str]]] | None = None) -> list[ConversationSpec]:
+    """The conversations a run of ``config`` holds (ids include the backends' identities when ``backends`` are given).
+
+    ``pairs`` (topic -> pairs, :func:`conversation_pairs`) keeps only those pairs; None: every pair.
+    """
     ident = backend_identity(config, backends) if backends else None
-    return plan_conversations(config.agents, config.topics, config.conversation, ident)
+    return plan_conversations(config.agents, config.topics, config.conversation, ident, pairs)
+
+
+def conversation_pairs(config: RunConfig, backends: dict[str, Backend], store: Store, embedder: Embedder,
+                       progress: bool = True, probe: bool = True) -> dict[str, list[tuple[str, str]]] | None:
+    """Topic -> the pairs that converse under ``conversation.pairs``; None for ``all`` (every pair).
+
+    With ``knn``: every agent's probes (:mod:`teamgraph.fingerprints`; those not stored are asked
+    now, unless ``probe`` is False: then a missing probe gives None), fingerprints from ``embedder``,
+    and :func:`teamgraph.select_pairs` per topic with the config's ``k``, ``explore``, ``budget`` and
+    ``conversation.seed``.
+    """
+    from .fingerprints import fingerprints, plan_probes, run_probes
+    from .pairs import select_pairs
+
+    settings = config.conversation.pairs
+    if settings.strategy == "all":
+        return None
+    specs = plan_probes(config.agents, config.topics, settings.probes, config.conversation,
+                        backend_identity(config, backends))
+    if probe:
+        replies = run_probes(specs, backends, store, config.conversation, progress=progress)
+    else:
+        replies = store.probes([s.id for s in specs])
+        if len(replies) < len(specs):
+            return None
+    return {topic: select_pairs(prints, k=settings.k, explore=settings.explore, budget=settings.budget,
+                                seed=config.conversation.seed)
+            for topic, prints in fingerprints(specs, replies, embedder).items()}
 
 
 def store_path_of(config: RunConfig, out_dir: str | Path | None = None, store_path: str | Path | None = None) -> Path:
@@ -92,20 +124,25 @@ def run(config: RunConfig, out_dir: str | Path | None = None, store_path: str | 
 def _run(config: RunConfig, out: Path, store: Store, progress: bool, figures: bool, record: RunRecord) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     timings = record.timings  # filled stage by stage: an interrupted run's record keeps the stages it finished
-    with contextlib.ExitStack() as models:  # closed before the embedder loads: peak memory is one, not both
+    embedder = Embedder(config.scoring.embedder, device=config.scoring.device,  # loads on first use
+                        batch_size=config.scoring.batch_size, store=store)
+    with contextlib.ExitStack() as models:  # closed before scoring: with pairs: all, one of models and embedder in memory
         backends = open_backends(config)
         for backend in backends.values():
             models.callback(backend.close)
         preflight(config, backends)
         record.update(agents=backend_identity(config, backends))
         t0 = time.perf_counter()
-        specs = plan(config, backends)
+        pairs = conversation_pairs(config, backends, store, embedder, progress=progress)
+        if pairs is not None:
+            timings["probes_s"] = time.perf_counter() - t0
+            record.update(pairs={topic: len(chosen) for topic, chosen in pairs.items()}, save=False)
+        t0 = time.perf_counter()
+        specs = plan(config, backends, pairs)
         conversations = run_conversations(specs, backends, store, config.conversation, progress=progress)
         timings["conversations_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    embedder = Embedder(config.scoring.embedder, device=config.scoring.device,
-                        batch_size=config.scoring.batch_size, store=store)
     record.update(embedder=embedder.model_id, save=False)
     values = relationship_values(conversations, metric=config.scoring.metric, embedder=embedder, progress=progress)
     timings["scoring_s"] = time.perf_counter() - t0
@@ -163,8 +200,11 @@ def planned_conversations(store: Store, config: RunConfig) -> list[Conversation]
 
     Conversation ids hash the backend and weights, so the backends are opened (no model is
     loaded) to compute them; when that is not possible here (e.g. vLLM not installed), the
-    conversations between the roster's agents on the config's topics are used. Reads without the
-    store's lease: rows under legacy ids are read, not re-keyed.
+    conversations between the roster's agents on the config's topics are used. With
+    ``conversation.pairs: knn`` the pairs are selected again from the stored probe replies (their
+    embeddings are stored too: no model call), so a store shared with an every-pair run still gives
+    this run's conversations; a store without all the probes gives every stored pair. Reads without
+    the store's lease: rows under legacy ids are read, not re-keyed.
     """
     from .dialogue import stored_conversations
     from .errors import TeamgraphError
@@ -175,7 +215,11 @@ def planned_conversations(store: Store, config: RunConfig) -> list[Conversation]
         names, topics = set(config.agents.names), set(config.topics)
         return [c for c in store.conversations() if c.topic in topics and set(c.pair) <= names]
     try:
-        specs = plan(config, backends)
+        pairs = None
+        if config.conversation.pairs.strategy != "all":  # the pairs the run selected, from its stored probes
+            embedder = Embedder(config.scoring.embedder, device=config.scoring.device, store=store)
+            pairs = conversation_pairs(config, backends, store, embedder, progress=False, probe=False)
+        specs = plan(config, backends, pairs)
     finally:
         for backend in backends.values():
             backend.close()
@@ -195,16 +239,19 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text.lower())[:60] or "topic"
 
 
-def estimate(config: RunConfig, tokens_per_second: float = 90.0, prompt_tokens_per_second: float = 1000.0) -> dict[str, Any]:
+def estimate(config: RunConfig, tokens_per_second: float = 90.0, prompt_tokens_per_second: float = 1000.0,
+             pairs: dict[str, list[tuple[str, str]]] | None = None) -> dict[str, Any]:
     """Dry-run figures: conversations, utterances, token upper bounds and a rough time.
 
     Each zoo model is timed at its own measured speed on 2 CPU cores with llama.cpp
     (``ZooModel.tokens_per_second``); other models at ``tokens_per_second``. Servers and GPUs differ,
-    so the time is labelled as an estimate at those rates.
+    so the time is labelled as an estimate at those rates. ``pairs`` (:func:`conversation_pairs`)
+    counts only those pairs' conversations; ``all_conversations`` is the count with every pair.
     """
     from .models import get_model, is_zoo_name
 
-    specs = plan_conversations(config.agents, config.topics, config.conversation)
+    every = plan_conversations(config.agents, config.topics, config.conversation)
+    specs = every if pairs is None else plan_conversations(config.agents, config.topics, config.conversation, pairs=pairs)
     gen_tokens = prompt_tokens = 0
     seconds = 0.0
     per_model: dict[str, dict[str, float]] = {}
@@ -224,7 +271,8 @@ def estimate(config: RunConfig, tokens_per_second: float = 90.0, prompt_tokens_p
             prompt_tokens += history_tokens
             history_tokens += me.sampling.max_tokens
     return {
-        "conversations": len(specs), "utterances": sum(s.turns for s in specs), "topics": len(config.topics),
+        "conversations": len(specs), "all_conversations": len(every), "utterances": sum(s.turns for s in specs),
+        "topics": len(config.topics),
         "agents": len(config.agents), "max_generated_tokens": gen_tokens, "approx_prompt_tokens": prompt_tokens,
         "estimated_seconds": round(seconds, 1), "assumed_tokens_per_second": tokens_per_second,
         "per_model": {m: {**v, "seconds": round(v["seconds"], 1)} for m, v in sorted(per_model.items())},

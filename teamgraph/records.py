@@ -56,7 +56,7 @@ RECORD_FILES = {"run": "run_record.json", "evaluate": "evaluate_record.json", "s
 RESULT_PACKAGES = ("numpy", "torch", "sentence-transformers", "llama-cpp-python", "vllm", "networkx",
                    "python-louvain", "scikit-network", "scikit-learn", "scipy")
 #: Store tables whose new rows are model calls made by this invocation.
-_CALL_TABLES = ("utterances", "answers", "embeddings")
+_CALL_TABLES = ("utterances", "answers", "embeddings", "probes")
 _MESSAGE_LIMIT = 500
 
 _active = threading.local()  # ids of the records open in this thread, innermost last (nested: study -> run)

@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS answers (
     round INTEGER NOT NULL, raw TEXT NOT NULL, answer TEXT, status TEXT NOT NULL, created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS answers_by_agent ON answers(agent, benchmark);
+CREATE TABLE IF NOT EXISTS probes (
+    id TEXT PRIMARY KEY, agent TEXT NOT NULL, topic TEXT NOT NULL, probe INTEGER NOT NULL,
+    text TEXT NOT NULL, status TEXT NOT NULL, error TEXT, n_tokens INTEGER, seconds REAL, created REAL NOT NULL
+);
 """
 
 
@@ -393,11 +397,32 @@ class Store:
         return [c for c in (self.conversation(i) for i in found) if c is not None]
 
     def counts(self) -> dict[str, int]:
-        """Rows per table: conversations, utterances, embeddings, answers."""
+        """Rows per table: conversations, utterances, embeddings, answers, probes."""
         return {
             t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-            for t in ("conversations", "utterances", "embeddings", "answers")
+            for t in ("conversations", "utterances", "embeddings", "answers", "probes")
         }
+
+    # -- probes (fingerprints) ----------------------------------------------------------------
+    def add_probes(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Record probe replies (:mod:`teamgraph.fingerprints`): dicts of id, agent, topic, probe, text and
+        optionally status, error, n_tokens, seconds; a stored id is kept as it is."""
+        now = time.time()
+        tuples = [(r["id"], r["agent"], r["topic"], r["probe"], r["text"], r.get("status", "ok"), r.get("error"),
+                   r.get("n_tokens"), r.get("seconds"), now) for r in rows]
+        if tuples:
+            self._write("INSERT OR IGNORE INTO probes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tuples)
+
+    def probes(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored probe replies by id: dicts of id, agent, topic, probe, text, status; ids not stored are left out."""
+        out: dict[str, dict[str, Any]] = {}
+        cols = ("id", "agent", "topic", "probe", "text", "status")
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(f"SELECT {', '.join(cols)} FROM probes WHERE id IN ({marks})", chunk):
+                out[row[0]] = dict(zip(cols, row))
+        return out
 
     # -- embeddings ---------------------------------------------------------------------------
     def get_embeddings(self, keys: Sequence[str]) -> dict[str, np.ndarray]:

@@ -40,6 +40,10 @@ def backend_class(kind: str) -> type:
         from .vllm_engine import VLLMBackend
 
         return VLLMBackend
+    if kind == "corpus":
+        from .corpus import CorpusBackend
+
+        return CorpusBackend
     raise ConfigError("type", f"unknown backend type '{kind}'")
 
 

@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     plan = sub.add_parser("plan", help="dry run: count conversations and estimate tokens and time")
     plan.add_argument("config", type=Path, help="run config (YAML)")
+    plan.add_argument("--pairs", action="store_true",
+                      help="with conversation.pairs knn: ask the probes not yet stored (model calls, kept in the "
+                           "store for the run), select the pairs and print them")
+    plan.add_argument("--store", default=None, help="SQLite store (default: the config's, else <output>/store.sqlite)")
+    plan.add_argument("--quiet", action="store_true", help="no progress bars")
     plan.set_defaults(func=plan_command)
 
 
@@ -64,9 +69,18 @@ def plan_command(args: argparse.Namespace) -> int:
     from ..pipeline import estimate
 
     config = load_config(args.config)
-    est = estimate(config)
+    knn = config.conversation.pairs
+    pairs = _selected_pairs(config, args) if knn.strategy == "knn" and args.pairs else None
+    est = estimate(config, pairs=pairs)
+    saved = est["all_conversations"] - est["conversations"]
     print(f"{est['agents']} agents, {est['topics']} topics -> {est['conversations']} conversations, "
-          f"{est['utterances']} utterances")
+          f"{est['utterances']} utterances" + (f" ({saved} of {est['all_conversations']} conversations saved, "
+                                              f"{saved / est['all_conversations']:.0%})" if pairs else ""))
+    if knn.strategy == "knn" and pairs is None:
+        n = len(config.agents)
+        print(f"pairs: knn (k={knn.k}, explore={knn.explore}, budget={knn.budget:g}): about {n * (knn.k + knn.explore) // 2}"
+              f"-{n * (knn.k + knn.explore)} pairs per topic of {n * (n - 1) // 2}, after {n * knn.probes} probe replies "
+              f"per topic; the counts below are for every pair; --pairs selects them (probe calls)")
     print(f"at most {est['max_generated_tokens']} generated tokens, about {est['approx_prompt_tokens']} prompt tokens")
     for model, row in est["per_model"].items():
         print(f"  {model}: {row['utterances']} utterances, at most {row['max_generated_tokens']} tokens, "
@@ -74,4 +88,27 @@ def plan_command(args: argparse.Namespace) -> int:
     print(f"about {est['estimated_seconds'] / 60:.1f} min in all at the zoo's measured speeds (llama.cpp, 2 CPU cores; "
           f"{est['assumed_tokens_per_second']:.0f} tok/s for other models; servers and GPUs differ); "
           "stored turns are not paid again")
+    for topic, chosen in (pairs or {}).items():
+        for a, b in chosen:
+            print(f"[{topic}] {a} -- {b}")
     return 0
+
+
+def _selected_pairs(config, args: argparse.Namespace) -> dict[str, list[tuple[str, str]]] | None:
+    """Topic -> pairs of ``conversation.pairs: knn``, probing as the store's writer (what a run would do first)."""
+    import contextlib
+
+    from ..embedding import Embedder
+    from ..lease import hold_store
+    from ..pipeline import conversation_pairs, open_backends, preflight, store_path_of
+    from ..store import Store
+
+    path = store_path_of(config, None, args.store)
+    with hold_store(path), Store(path) as store, contextlib.ExitStack() as models:
+        backends = open_backends(config)
+        for backend in backends.values():
+            models.callback(backend.close)
+        preflight(config, backends)
+        embedder = Embedder(config.scoring.embedder, device=config.scoring.device,
+                            batch_size=config.scoring.batch_size, store=store)
+        return conversation_pairs(config, backends, store, embedder, progress=not args.quiet)
