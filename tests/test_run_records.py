@@ -370,7 +370,7 @@ def test_an_old_store_is_listed_read_only_then_migrated_in_place_on_open(tmp_pat
     [legacy_after] = read_run_records(path)
     assert legacy_after["id"] == legacy["id"] and legacy_after["status"] == "finished"
     with Store(path) as store:  # opening again changes nothing
-        assert store.counts() == {"conversations": 1, "utterances": 2, "embeddings": 1, "answers": 1}
+        assert store.counts() == {"conversations": 1, "utterances": 2, "embeddings": 1, "answers": 1, "probes": 0}
     assert dump(path) == before
     assert main(["runs", str(path)]) == 0
     out = capsys.readouterr().out
