@@ -12,6 +12,8 @@ Benchmarks (each runs in a process of its own, so peak memory figures are its ow
   scoring_modes  issue 11: multiple choice by generation vs likelihood vs cloze, items per second
   crash     issue 12: SIGKILL a real run 10 times, resume: utterances lost (0), generated twice (<= kills)
   openai    issue 6: openai backend against a real local llama_cpp.server, concurrency 1 vs N
+  scheduler issue 15: throughput across K = 1, 2, 4, 8 loopback servers vs ideal K x concurrency / latency
+            (>= 0.8 at K = 8); two real llama_cpp.server replicas, one killed mid-run: the run completes
   faults    issue 12: the same run direct and through a proxy failing 30% of calls (500/503/429/timeout/
             reset/bad JSON/cut-off body): same conversations; every call failing: exit 2, then resumes
   communities  issue 13: find_communities (default backend, 10 seeds + consensus) on a 1,000-agent
@@ -46,6 +48,7 @@ BENCHMARKS = {
     "llamacpp": "bench_llamacpp.py",
     "make_run": "bench_make_run.py",
     "openai": "bench_openai.py",
+    "scheduler": "bench_scheduler.py",
     "vllm": "bench_vllm.py",
     "zoo": "bench_zoo.py",
     "scoring_modes": "bench_scoring_modes.py",
@@ -56,7 +59,7 @@ BENCHMARKS = {
 }
 # What each benchmark needs importable; missing -> SKIP with the reason, not a crash.
 NEEDS = {"llamacpp": ["llama_cpp"], "make_run": ["llama_cpp"], "zoo": ["llama_cpp"], "scoring_modes": ["llama_cpp"], "crash": ["llama_cpp"], "openai": ["llama_cpp", "uvicorn", "openai"],
-         "faults": ["llama_cpp", "uvicorn", "openai"], "report": ["plotly", "playwright"]}
+         "faults": ["llama_cpp", "uvicorn", "openai"], "scheduler": ["openai"], "report": ["plotly", "playwright"]}
 
 
 def _missing(modules: list[str], python: str) -> list[str]:

@@ -366,14 +366,23 @@ def _validate_backend_settings(name: str, kind: str, settings: Mapping[str, Any]
         else:
             _refuse_secrets(value, f"{w}.{_name(key)}", src)
     if kind == "openai" and "base_url" in settings:
-        url = settings["base_url"]
-        if not isinstance(url, str) or not re.match(r"https?://[^/\s]", url):
-            raise ConfigError(f"{w}.base_url", "expected an http:// or https:// URL such as http://127.0.0.1:8000/v1",
-                              src)
-        if "?" in url or "#" in url:  # never echo it: the query is where keys get pasted
-            raise ConfigError(f"{w}.base_url", "must not have a query string or fragment (the client appends "
-                              "/completions after it, which breaks every request); an API key belongs in an "
-                              "environment variable named by api_key_env", src)
+        urls = settings["base_url"]  # one URL, or a list of replicas serving the same models
+        if isinstance(urls, (list, tuple)):
+            if not urls:
+                raise ConfigError(f"{w}.base_url", "expected a URL or a non-empty list of replica URLs", src)
+            named = [(f"{w}.base_url[{i}]", u) for i, u in enumerate(urls)]
+        else:
+            named = [(f"{w}.base_url", urls)]
+        for where, url in named:
+            if not isinstance(url, str) or not re.match(r"https?://[^/\s]", url):
+                raise ConfigError(where, "expected an http:// or https:// URL such as http://127.0.0.1:8000/v1", src)
+            if "?" in url or "#" in url:  # never echo it: the query is where keys get pasted
+                raise ConfigError(where, "must not have a query string or fragment (the client appends "
+                                  "/completions after it, which breaks every request); an API key belongs in an "
+                                  "environment variable named by api_key_env", src)
+        stripped = [u.rstrip("/") for _, u in named]
+        if len(set(stripped)) < len(stripped):
+            raise ConfigError(f"{w}.base_url", "lists the same replica twice", src)
 
 
 def _validate_evaluation(ev: EvaluationConfig, src: str | None) -> None:

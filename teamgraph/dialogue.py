@@ -1,4 +1,4 @@
-"""Topic-primed pairwise conversations: planning, prompt formats and the turn-synchronous scheduler."""
+"""Topic-primed pairwise conversations: planning, prompt formats and running them (the schedulers: :mod:`teamgraph.scheduler`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,8 @@ from typing import Any, Collection, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from .backends.base import Backend, GenerationRequest, GenerationResult
+from . import scheduler
+from .backends.base import Backend, GenerationRequest
 from .config import ConversationConfig
 from .conversations import Conversation
 from .roster import Agent, Roster, legacy_key_dict
@@ -138,12 +139,17 @@ def run_conversations(
     settings: ConversationConfig,
     progress: bool = True,
 ) -> list[Conversation]:
-    """Run (or resume) every planned conversation, turn-synchronously, writing each reply to ``store``.
+    """Run (or resume) every planned conversation, writing each reply to ``store`` as it arrives.
 
-    At each step the next utterance of every live conversation is requested together, grouped by
-    backend and agent, so a batching or concurrent backend gets many requests at once. Turns already
-    in the store are reused, so an interrupted run picks up where it stopped; conversations a store
-    holds under their legacy (labelled) ids are re-keyed first (:func:`rekey_legacy_conversations`).
+    With in-process backends only (llama.cpp, vLLM) the run is turn-synchronous: at each step the next
+    utterance of every live conversation is requested together, grouped by backend and agent, so a
+    batching backend gets many requests at once. As soon as one backend is a remote server (``openai``)
+    it is continuous: every server works at the same time with up to its ``max_in_flight`` requests
+    running, and each conversation asks for its next turn as soon as its last reply is stored (see
+    :mod:`teamgraph.scheduler`). Either way the stored conversations are the same for a fixed seed.
+    Turns already in the store are reused, so an interrupted run picks up where it stopped;
+    conversations a store holds under their legacy (labelled) ids are re-keyed first
+    (:func:`rekey_legacy_conversations`).
     """
     rekey_legacy_conversations(store, specs)
     for spec in specs:
@@ -153,37 +159,11 @@ def run_conversations(
     total = sum(s.turns for s in specs)
     done = sum(min(len(history[s.id]), s.turns) for s in specs)
     bar = tqdm(total=total, initial=done, desc="utterances", unit="utt", disable=not progress)
+    used = {agent.backend for s in specs if len(history[s.id]) < s.turns for agent in (s.opener, s.partner)}
+    continuous = any(name in backends and scheduler.is_concurrent(backends[name]) for name in used)
+    run = scheduler.run_continuous if continuous else scheduler.run_turn_synchronous
     try:
-        while True:
-            live = [s for s in specs if len(history[s.id]) < s.turns]
-            if not live:
-                break
-            jobs = []
-            for s in live:
-                me = s.speaker(len(history[s.id]))
-                jobs.append(((me.backend, me.model, me.name, s.id), s, build_request(s, history[s.id], settings)))
-            jobs.sort(key=lambda job: job[0])
-            for backend_name, group in itertools.groupby(jobs, key=lambda job: job[0][0]):
-                group = [(s, req) for _, s, req in group]
-                backend = backends[backend_name]
-                step = getattr(backend, "max_batch", None) or len(group)  # None: the backend takes any batch
-                for start in range(0, len(group), step):
-                    chunk = group[start:start + step]
-                    results = backend.generate([req for _, req in chunk])
-                    _record(store, history, chunk, results)
-                    bar.update(len(chunk))
+        run(specs, backends, store, history, lambda spec, turns: build_request(spec, turns, settings), bar)
     finally:
         bar.close()
     return store.conversations([s.id for s in specs])
-
-
-def _record(store: Store, history: dict, chunk: list, results: list[GenerationResult]) -> None:
-    if len(results) != len(chunk):
-        raise RuntimeError(f"backend returned {len(results)} results for {len(chunk)} requests")
-    rows = []
-    for (spec, req), res in zip(chunk, results):
-        turn = len(history[spec.id])
-        rows.append({"conversation_id": spec.id, "turn": turn, "speaker": req.agent, "text": res.text,
-                     "status": res.status, "error": res.error, "n_tokens": res.n_tokens, "seconds": res.seconds})
-        history[spec.id].append((req.agent, res.text))
-    store.add_utterances(rows)

@@ -54,8 +54,11 @@ def llama_server(
     n_threads: int = 2,
     model_alias: str | None = GEMMA_ALIAS,
     startup_timeout: float = 60.0,
+    processes: list[subprocess.Popen[bytes]] | None = None,
 ) -> Iterator[str]:
-    """Run ``llama_cpp.server`` on ``model_path``; yield its base URL ``http://127.0.0.1:PORT/v1``."""
+    """Run ``llama_cpp.server`` on ``model_path``; yield its base URL ``http://127.0.0.1:PORT/v1``.
+
+    ``processes``: the server's process is appended to it (to kill it mid-test)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/v1"
     cmd = [
@@ -71,6 +74,8 @@ def llama_server(
         log_path = Path(tmp) / "server.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if processes is not None:
+            processes.append(proc)
         try:
             deadline = time.monotonic() + startup_timeout
             while not _models_answer(url):

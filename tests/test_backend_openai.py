@@ -453,3 +453,162 @@ def test_a_connection_error_is_scrubbed_before_it_is_cut_short() -> None:
     exc.__cause__ = OSError(("x" * 100) + f" while talking to {raw}")  # the password straddles the 120-character cut
     reason = _connection_reason(exc, backend._scrub)
     assert URL_PASSWORD[:6] not in reason and reason.startswith("connection error: xxx")
+
+
+# -- replicas: several base URLs serving the same models -------------------------------------------
+
+
+def models_page(*ids: str) -> dict:
+    return {"object": "list", "data": [{"id": i, "object": "model", "created": 0, "owned_by": "x"} for i in ids]}
+
+
+def generation_calls(script: Scripted) -> int:
+    return sum(path.endswith("/completions") for path, _, _ in script.seen)
+
+
+def test_replicas_share_requests_and_a_refusing_one_is_taken_out(scripted_server, caplog) -> None:
+    a_url, a = scripted_server([(200, COMPLETION)])
+    b_url, b = scripted_server([(200, COMPLETION)])
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    backend = OpenAIBackend([a_url, dead, b_url], concurrency=2, max_retries=1, backoff=0.01)
+    assert backend.max_in_flight == 6 and backend.describe() == {"type": "openai", "base_url": a_url}
+    with caplog.at_level(logging.WARNING, logger="teamgraph.backends.openai"):
+        results = backend.generate([one_request(f"a{n}", prompt=str(n)) for n in range(12)])
+    assert [r.status for r in results] == ["ok"] * 12
+    assert generation_calls(a) + generation_calls(b) == 12 and generation_calls(a) > 0 and generation_calls(b) > 0
+    status = {s["base_url"]: s for s in backend.replica_status()}
+    assert not status[dead]["in_service"] and status[dead]["reason"] == "connection refused"
+    assert status[a_url]["in_service"] and status[b_url]["in_service"]
+    assert f"replica {dead} taken out (connection refused); 2 of 3 left" in caplog.text
+    # the retry after a refused connection went elsewhere at once, not through the backoff
+    assert "retry 1/1" not in caplog.text
+
+
+def test_every_replica_out_stops_the_run_with_one_line_naming_them() -> None:
+    dead = [f"http://127.0.0.1:{free_port()}/v1" for _ in range(2)]
+    backend = OpenAIBackend(dead, max_retries=2, backoff=0.01)
+    with pytest.raises(BackendError) as info:
+        backend.generate([one_request("ada")])
+    assert str(info.value) == (f"agent ada: every replica is out: {dead[0]} (connection refused); "
+                               f"{dead[1]} (connection refused); run again later to resume")
+
+
+def test_a_replica_failing_repeatedly_is_taken_out_then_probed_again(scripted_server, caplog) -> None:
+    flaky_url, flaky = scripted_server([(503, {"error": "busy"})] * 3 + [(200, COMPLETION)])
+    good_url, good = scripted_server([(200, COMPLETION)])
+    backend = OpenAIBackend([flaky_url, good_url], concurrency=1, max_retries=3, backoff=0.01, probe_interval=0.3)
+    with caplog.at_level(logging.INFO, logger="teamgraph.backends.openai"):
+        first = [backend.generate_one(one_request("ada")) for _ in range(5)]
+        flaky_status = backend.replica_status()[0]
+        time.sleep(0.35)  # past probe_interval: the next request tries it again
+        probe = backend.generate_one(one_request("ada"))
+    assert [r.status for r in first + [probe]] == ["ok"] * 6
+    assert not flaky_status["in_service"] and flaky_status["reason"] == "503, 3 in a row"
+    assert generation_calls(flaky) == 4  # three 503s, then the probe's 200
+    assert backend.replica_status()[0]["in_service"] and f"replica {flaky_url} is back in service" in caplog.text
+
+
+def test_preflight_names_the_replica_that_serves_another_model(scripted_server) -> None:
+    a_url, _ = scripted_server([(200, models_page("m", "n"))])
+    b_url, _ = scripted_server([(200, models_page("other"))])
+    backend = OpenAIBackend([a_url, b_url])
+    with pytest.raises(BackendError) as info:
+        backend.check([("ada", "m"), ("bob", "n")])
+    assert str(info.value) == f"agent ada: model 'm' is not served by {b_url} (replica 2 of 2) (served: other)"
+    OpenAIBackend([a_url]).check([("ada", "m"), ("bob", "n")])  # the first replica alone passes
+
+
+@pytest.mark.slow
+def test_preflight_with_a_real_server_and_a_replica_serving_another_model(gemma_server: str, scripted_server) -> None:
+    other_url, _ = scripted_server([(200, models_page("qwen2.5-0.5b"))])
+    backend = OpenAIBackend([gemma_server, other_url])
+    try:
+        with pytest.raises(BackendError) as info:
+            backend.check([("ada", GEMMA_ALIAS)])
+    finally:
+        backend.close()
+    assert str(info.value) == (f"agent ada: model '{GEMMA_ALIAS}' is not served by {other_url} (replica 2 of 2) "
+                               "(served: qwen2.5-0.5b)")
+
+
+@pytest.mark.parametrize("urls, field", [
+    ([], "backends.s.base_url"),
+    (["http://h1/v1", "ftp://h2/v1"], "backends.s.base_url[1]"),
+    (["http://h1/v1", "http://h1/v1/"], "backends.s.base_url"),
+])
+def test_a_list_of_replicas_in_the_config_is_checked(urls: list, field: str) -> None:
+    from teamgraph.config import config_from_dict
+
+    agents = [{"name": "a", "backend": "s", "model": "m"}, {"name": "b", "backend": "s", "model": "m"}]
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"backends": {"s": {"type": "openai", "base_url": urls}}, "agents": agents})
+    assert info.value.field == field
+    ok = config_from_dict({"backends": {"s": {"type": "openai", "base_url": ["http://h1/v1", "http://h2/v1"]}},
+                           "agents": agents})
+    assert ok.backends["s"].settings["base_url"] == ["http://h1/v1", "http://h2/v1"]
+
+
+@pytest.mark.slow
+def test_a_replica_killed_mid_run_the_run_completes_on_the_other(tmp_path) -> None:
+    """Two real llama_cpp.server replicas; one is SIGKILLed after the third stored reply."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:
+        pytest.skip("needs llama-cpp-python[server]: pip install 'teamgraph[local]'")
+    from teamgraph.config import ConversationConfig
+    from teamgraph.dialogue import plan_conversations, run_conversations
+    from teamgraph.models import packaged_gguf_path
+    from teamgraph.roster import Agent, Roster, Sampling
+    from teamgraph.store import Store
+
+    from .servers import llama_server
+
+    settings = ConversationConfig(turns=4, seed=1)
+    sampling = Sampling(max_tokens=12)
+    roster = Roster([Agent(n, backend="s", model=GEMMA_ALIAS, sampling=sampling) for n in ("Ada", "Bob", "Cy")])
+    specs = plan_conversations(roster, ["chess"], settings)
+    gguf = packaged_gguf_path(tmp_path / "gguf")
+    procs: list = []
+    with llama_server(gguf, n_threads=1, processes=procs) as first, llama_server(gguf, n_threads=1, processes=procs) as second:
+        backend = OpenAIBackend([first, second], concurrency=2, max_retries=2, backoff=0.05, timeout=120)
+
+        class KillingStore(Store):
+            stored = 0
+
+            def add_utterances(self, rows):
+                super().add_utterances(rows)
+                self.stored += len(rows)
+                if self.stored >= 3 and procs[1].poll() is None:
+                    assert backend.replica_status()[1]["sent"] > 0  # it served part of the run
+                    procs[1].kill()
+                    procs[1].wait(timeout=10)
+
+        try:
+            with KillingStore(tmp_path / "s.sqlite") as store:
+                convs = run_conversations(specs, {"s": backend}, store, settings, progress=False)
+                statuses = [u["status"] for c in convs for u in store.utterances(c.id)]
+            status = backend.replica_status()
+        finally:
+            backend.close()
+    assert procs[1].returncode is not None
+    assert len(convs) == len(specs) == 3 and all(len(c.utterances) == 4 for c in convs)
+    assert "error" not in statuses
+    assert status[0]["in_service"] and not status[1]["in_service"]
+
+
+def test_the_cluster_recipes_load_as_run_configs() -> None:
+    """docs/cluster.md's teamgraph YAML blocks are valid run configs (the server-side blocks are not ours)."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from teamgraph.config import config_from_dict
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cluster.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    ours = [b for b in blocks if "backends" in b]
+    assert len(ours) == 2
+    configs = [config_from_dict(b, "docs/cluster.md") for b in ours]
+    assert configs[0].backends["medical"].settings["base_url"] == ["http://gpu2:8003/v1", "http://gpu3:8003/v1"]
+    assert [a.model for a in configs[1].agents] == ["gemma-1b", "qwen-math"]

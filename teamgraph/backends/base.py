@@ -15,7 +15,7 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 from teamgraph.errors import RequestFailed
 
 __all__ = ["GenerationRequest", "GenerationResult", "ScoreRequest", "OptionScorer", "ContinuationScorer",
-           "TOP_LOGPROBS", "options_from_top", "Backend"]
+           "TOP_LOGPROBS", "options_from_top", "Backend", "ConcurrentBackend"]
 
 
 @dataclass(frozen=True)
@@ -131,4 +131,24 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release models, engines and connections; the backend is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class ConcurrentBackend(Protocol):
+    """A remote backend the harness may call from many threads at once (continuous scheduling).
+
+    ``generate_one`` is thread-safe and blocks for one request; the harness keeps up to
+    ``max_in_flight`` of them running and stores each reply as soon as it returns (see
+    :mod:`teamgraph.scheduler`). In-process engines do not offer it: they get whole batches.
+    """
+
+    @property
+    def max_in_flight(self) -> int:
+        """How many ``generate_one`` calls the harness may have running at once."""
+        ...
+
+    def generate_one(self, request: GenerationRequest) -> GenerationResult:
+        """One result for one request (status ``error`` when it fails alone); BackendError when the backend
+        itself fails. Safe to call from several threads at once."""
         ...

@@ -8,6 +8,15 @@ is stored, so the next run resumes). The API key comes from an
 environment variable and is never shown in ``describe()``, ``repr``, log lines or error messages; nor is a
 password or key written into ``base_url`` (``https://user:password@host/v1``, ``...?api_key=...``): the URL
 is shown, logged and hashed into cache keys as ``redact_url`` leaves it.
+
+Replicas: ``base_url`` may list several servers that serve the same models. Each request goes to the
+least-loaded replica in service (at most ``concurrency`` in flight on each); a replica that refuses
+connections (or drops them) is taken out at once, one that fails ``REPLICA_FAILURES`` calls in a row
+(timeouts, 429, 5xx) after those, and the request moves on to another replica. A replica taken out is
+tried again by one real request after ``probe_interval`` seconds (doubled after each failed probe, up
+to ``MAX_PROBE_INTERVAL``). When every replica is out the run stops with a ``BackendError`` naming
+them; the next run resumes. The first URL identifies the backend in cache keys (replicas serve the
+same weights), so adding or removing replicas after it keeps every stored reply.
 """
 from __future__ import annotations
 
@@ -34,16 +43,21 @@ T = TypeVar("T")
 
 _NO_KEY = "EMPTY"  # local servers (llama.cpp, vLLM) accept any key
 _MAX_LISTED = 8  # served models named in an error message
+#: Retryable failures in a row (timeouts, 429, 5xx, bad bodies) after which a replica is taken out.
+REPLICA_FAILURES = 3
+#: The longest wait, in seconds, before a replica taken out is tried again.
+MAX_PROBE_INTERVAL = 300.0
 
 
 class _Retryable(Exception):
     """One attempt failed in a way worth retrying; ``reason`` is a short phrase for the log."""
 
-    def __init__(self, reason: str, unreachable: bool, retry_after: float | None = None):
+    def __init__(self, reason: str, unreachable: bool, retry_after: float | None = None, refused: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.unreachable = unreachable
         self.retry_after = retry_after  # the server's Retry-After, in seconds, when it sent one
+        self.refused = refused  # no connection at all, or one dropped (not a timeout): a replica is taken out at once
 
 
 #: Query parameters shown as they are; every other value in a base_url's query is redacted.
@@ -130,31 +144,64 @@ for _logger in ("httpx", "httpx2", "openai._base_client"):  # the HTTP client lo
 del _logger
 
 
+class _Replica:
+    """One server of a backend: its client, its load and its health (in service, or out until a time)."""
+
+    def __init__(self, url: str, key: str, timeout: float):
+        self.url = url  # what the client uses; credentials in it stay here
+        self.base_url = redact_url(url)  # what is shown and logged
+        self.secrets = url_secrets(url)
+        self.client = openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=timeout)
+        self.in_flight = 0
+        self.sent = 0  # calls started on it, all told
+        self.failures = 0  # retryable failures in a row
+        self.out_until: float | None = None  # time.monotonic() after which it may be probed; None: in service
+        self.out_for = 0.0  # the current wait before a probe (doubles after each failed probe)
+        self.probing = False  # one request is trying it again
+        self.reason = ""  # why it was last taken out
+
+
 class OpenAIBackend:
-    """Generate through an OpenAI-compatible HTTP endpoint (``base_url`` ends in ``/v1``)."""
+    """Generate through an OpenAI-compatible HTTP endpoint (``base_url`` ends in ``/v1``).
+
+    ``base_url`` may be a list of replicas serving the same models (see the module docstring);
+    ``concurrency`` is per replica, ``probe_interval`` the seconds before a replica taken out is tried
+    again.
+    """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         api_key_env: str | None = None,
         concurrency: int = 4,
         timeout: float = 60.0,
         max_retries: int = 3,
         backoff: float = 0.5,
+        probe_interval: float = 30.0,
     ):
         if concurrency < 1:
             raise ConfigError("concurrency", f"must be at least 1, got {concurrency}")
         if max_retries < 0:
             raise ConfigError("max_retries", f"must be 0 or more, got {max_retries}")
-        self._url = base_url.rstrip("/")  # what the client uses; credentials in it stay here
+        if not probe_interval > 0:
+            raise ConfigError("probe_interval", f"must be > 0, got {probe_interval}")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls or not all(isinstance(u, str) and u for u in urls):
+            raise ConfigError("base_url", "expected a URL or a non-empty list of URLs")
+        urls = [u.rstrip("/") for u in urls]
+        if len(set(urls)) < len(urls):
+            raise ConfigError("base_url", "lists the same URL twice")
+        self._url = urls[0]  # what the client uses; credentials in it stay here
         self.base_url = redact_url(self._url)  # what is shown, logged and hashed into cache keys
-        self._secrets = url_secrets(self._url)
+        self.base_urls = [redact_url(u) for u in urls]  # every replica, as shown
+        self._secrets = sorted({x for u in urls for x in url_secrets(u)}, key=len, reverse=True)
         _LOG_SCRUBBER.add(self._secrets)
         self.api_key_env = api_key_env
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
+        self.probe_interval = probe_interval
         if api_key_env is None:
             key = _NO_KEY
         else:
@@ -162,36 +209,56 @@ class OpenAIBackend:
             if not key:
                 raise ConfigError("api_key_env", f"environment variable {api_key_env} is not set")
         self._key = key
-        self._client = openai.OpenAI(base_url=self._url, api_key=key, max_retries=0, timeout=timeout)
+        self._replicas = [_Replica(u, key, timeout) for u in urls]
+        self._client = self._replicas[0].client
+        self._health = threading.Condition()  # guards every replica's load and health
 
     @property
     def max_batch(self) -> int:
         """Requests per harness call: enough to keep every slot busy, few enough to store replies often."""
-        return 4 * self.concurrency
+        return 4 * self.max_in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """Requests the harness keeps running at once: ``concurrency`` per replica."""
+        return self.concurrency * len(self._replicas)
 
     def __repr__(self) -> str:
+        shown = self.base_url if len(self.base_urls) == 1 else self.base_urls
         return (
-            f"OpenAIBackend(base_url={self.base_url!r}, api_key_env={self.api_key_env!r}, "
+            f"OpenAIBackend(base_url={shown!r}, api_key_env={self.api_key_env!r}, "
             f"concurrency={self.concurrency}, timeout={self.timeout}, max_retries={self.max_retries})"
         )
 
     def describe(self) -> dict[str, Any]:
-        """Type and endpoint (part of cache keys); never the key."""
+        """Type and endpoint (part of cache keys; the first replica's URL); never the key."""
         return {"type": "openai", "base_url": self.base_url}
 
+    def replica_status(self) -> list[dict[str, Any]]:
+        """Per replica, in the order given: ``base_url``, ``in_service``, ``in_flight``, ``sent`` (calls
+        started on it), ``failures`` (in a row) and ``reason`` (why it was last taken out, or "")."""
+        with self._health:
+            return [{"base_url": r.base_url, "in_service": r.out_until is None, "in_flight": r.in_flight,
+                     "sent": r.sent, "failures": r.failures, "reason": r.reason} for r in self._replicas]
+
     def close(self) -> None:
-        """Close the HTTP client."""
-        self._client.close()
+        """Close the HTTP clients."""
+        for replica in self._replicas:
+            replica.client.close()
 
     # -- generation --------------------------------------------------------------------------
 
+    def generate_one(self, request: GenerationRequest) -> GenerationResult:
+        """One result for one request; thread-safe (the harness calls it from ``max_in_flight`` threads)."""
+        return self._generate_one(request)
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """One result per request, in request order; at most ``concurrency`` calls in flight."""
+        """One result per request, in request order; at most ``max_in_flight`` calls in flight."""
         if not requests:
             return []
-        if self.concurrency == 1 or len(requests) == 1:
+        if self.max_in_flight == 1 or len(requests) == 1:
             return [self._generate_one(r) for r in requests]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(requests))) as pool:
             futures: list[Future[GenerationResult]] = [pool.submit(self._generate_one, r) for r in requests]
             try:
                 return [f.result() for f in futures]
@@ -203,7 +270,7 @@ class OpenAIBackend:
     def _generate_one(self, request: GenerationRequest) -> GenerationResult:
         start = time.perf_counter()
         try:
-            response = self._with_retries(request.agent, request.model, lambda: self._create(request))
+            response = self._with_retries(request.agent, request.model, lambda client: self._create(client, request))
         except _Failed as failed:
             return GenerationResult.failed(failed.message, seconds=time.perf_counter() - start)
         seconds = time.perf_counter() - start
@@ -218,7 +285,7 @@ class OpenAIBackend:
         n_tokens = getattr(usage, "completion_tokens", None) if usage is not None else None
         return GenerationResult.from_text(text, n_tokens=n_tokens, seconds=seconds)
 
-    def _create(self, request: GenerationRequest) -> Any:
+    def _create(self, client: openai.OpenAI, request: GenerationRequest) -> Any:
         """One HTTP call, no retries: ``/chat/completions`` for messages, ``/completions`` for a prompt."""
         kwargs: dict[str, Any] = {
             "model": request.model,
@@ -236,8 +303,8 @@ class OpenAIBackend:
         if extra_body:
             kwargs["extra_body"] = extra_body
         if request.messages is not None:
-            return self._client.chat.completions.create(messages=[dict(m) for m in request.messages], **kwargs)
-        return self._client.completions.create(prompt=request.prompt, **kwargs)
+            return client.chat.completions.create(messages=[dict(m) for m in request.messages], **kwargs)
+        return client.completions.create(prompt=request.prompt, **kwargs)
 
     # -- likelihood scoring ------------------------------------------------------------------
 
@@ -251,10 +318,10 @@ class OpenAIBackend:
         abstains.
         """
         def one(req: ScoreRequest) -> dict[str, float]:
-            def call() -> Any:
+            def call(client: openai.OpenAI) -> Any:
                 # llama_cpp.server applies its default repeat_penalty (1.1) to the logits it reports: turn it off
                 # (vLLM ignores the unknown field)
-                return self._client.completions.create(model=req.model, prompt=req.prompt, max_tokens=1,
+                return client.completions.create(model=req.model, prompt=req.prompt, max_tokens=1,
                                                        temperature=0.0, logprobs=TOP_LOGPROBS,
                                                        extra_body={"repeat_penalty": 1.0})
             try:
@@ -271,61 +338,139 @@ class OpenAIBackend:
                                     f"{response.choices[0].finish_reason or 'empty'}); this item abstains")
             return options_from_top(top, req.options, req.agent)
 
-        if self.concurrency == 1 or len(requests) <= 1:
+        if self.max_in_flight == 1 or len(requests) <= 1:
             return [one(r) for r in requests]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.max_in_flight, len(requests))) as pool:
             return list(pool.map(one, requests))
 
     # -- preflight ---------------------------------------------------------------------------
 
     def check(self, models: Sequence[tuple[str, str]]) -> None:
-        """Preflight: the endpoint answers and serves every ``(agent, model)``; else ``BackendError``."""
+        """Preflight: every replica answers and serves every ``(agent, model)``; else ``BackendError``
+        naming the replica (and the agent and model)."""
         if not models:
             return
         first_agent = models[0][0]
-        try:
-            page = self._with_retries(first_agent, None, lambda: self._client.models.list())
-        except _Failed as failed:
-            raise BackendError(f"agent {first_agent}: {failed.message}") from None
-        served = sorted(m.id for m in page.data)
-        for agent, model in models:
-            if model not in served:
-                listed = ", ".join(served[:_MAX_LISTED]) or "none"
-                if len(served) > _MAX_LISTED:
-                    listed += f", ... ({len(served) - _MAX_LISTED} more)"
-                raise BackendError(f"agent {agent}: model '{model}' is not served by {self.base_url} (served: {listed})")
+        for n, replica in enumerate(self._replicas, 1):
+            try:
+                page = self._with_retries(first_agent, None, lambda client: client.models.list(), pinned=replica)
+            except _Failed as failed:
+                raise BackendError(f"agent {first_agent}: {failed.message}") from None
+            served = sorted(m.id for m in page.data)
+            which = "" if len(self._replicas) == 1 else f" (replica {n} of {len(self._replicas)})"
+            for agent, model in models:
+                if model not in served:
+                    listed = ", ".join(served[:_MAX_LISTED]) or "none"
+                    if len(served) > _MAX_LISTED:
+                        listed += f", ... ({len(served) - _MAX_LISTED} more)"
+                    raise BackendError(f"agent {agent}: model '{model}' is not served by {replica.base_url}{which} "
+                                       f"(served: {listed})")
 
     # -- errors and retries ------------------------------------------------------------------
 
-    def _with_retries(self, agent: str, model: str | None, call: Callable[[], T]) -> T:
-        """Run ``call``, retrying 429/5xx/timeouts/connection errors with exponential backoff."""
+    def _with_retries(self, agent: str, model: str | None, call: Callable[[openai.OpenAI], T],
+                      pinned: _Replica | None = None) -> T:
+        """Run ``call`` on a replica's client (``pinned``, else the least-loaded one in service), retrying
+        429/5xx/timeouts/connection errors with exponential backoff. A retry after a replica was taken out
+        goes to another one at once and does not count as an attempt."""
         attempts = self.max_retries + 1
-        for attempt in range(1, attempts + 1):
+        attempt = 1
+        while True:
+            replica = pinned or self._acquire(agent)
             try:
-                return self._classify(agent, model, call)
+                result = self._classify(agent, model, replica, lambda: call(replica.client))
             except _Retryable as problem:
+                if pinned is None and self._release(replica, problem) and self._any_left():
+                    continue
                 if attempt == attempts:
                     # Fatal, not a failed turn: the run stops and a later run resumes these requests.
                     if problem.unreachable:
-                        raise BackendError(f"agent {agent}: cannot reach {self.base_url} ({problem.reason})") from None
-                    raise BackendError(f"agent {agent}: HTTP {problem.reason} from {self.base_url} "
+                        raise BackendError(f"agent {agent}: cannot reach {replica.base_url} ({problem.reason})") from None
+                    raise BackendError(f"agent {agent}: HTTP {problem.reason} from {replica.base_url} "
                                        f"after {attempts} attempts; run again later to resume") from None
                 delay = max(self.backoff * 2 ** (attempt - 1), problem.retry_after or 0.0)
                 log.warning(
                     "agent %s: %s from %s, retry %d/%d in %.1fs",
-                    agent, problem.reason, self.base_url, attempt, self.max_retries, delay,
+                    agent, problem.reason, replica.base_url, attempt, self.max_retries, delay,
                 )
                 time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+                attempt += 1
+            except BaseException:  # the server answered (a failed request, 401, 404) or we were interrupted
+                if pinned is None:
+                    self._release(replica, None)
+                raise
+            else:
+                if pinned is None:
+                    self._release(replica, None)
+                return result
 
-    def _classify(self, agent: str, model: str | None, call: Callable[[], T]) -> T:
+    # -- replicas ----------------------------------------------------------------------------
+
+    def _acquire(self, agent: str) -> _Replica:
+        """The least-loaded replica in service with a free slot (waits for one); a replica whose time out
+        has passed takes one probing request. BackendError when every replica is out."""
+        with self._health:
+            while True:
+                now = time.monotonic()
+                usable = [r for r in self._replicas
+                          if r.out_until is None or (now >= r.out_until and not r.probing)]
+                free = [r for r in usable if r.in_flight < self.concurrency]
+                if free:
+                    # a replica whose time out has passed first (the probe), then the least loaded
+                    replica = min(free, key=lambda r: (r.out_until is None, r.in_flight, r.sent))
+                    if replica.out_until is not None:
+                        replica.probing = True
+                        log.info("probing replica %s again", replica.base_url)
+                    replica.in_flight += 1
+                    replica.sent += 1
+                    return replica
+                if not self._any_left():
+                    gone = "; ".join(f"{r.base_url} ({r.reason})" for r in self._replicas)
+                    raise BackendError(f"agent {agent}: every replica is out: {gone}; run again later to resume")
+                self._health.wait(timeout=0.5)  # a slot frees, or a replica's time out passes
+
+    def _any_left(self) -> bool:
+        """Some replica is in service or being probed (call with ``_health`` held, or accept a stale answer)."""
+        return any(r.out_until is None or r.probing for r in self._replicas)
+
+    def _release(self, replica: _Replica, problem: _Retryable | None) -> bool:
+        """Book the end of a call on ``replica`` (``problem``: the retryable failure, None: it answered);
+        True when the replica is out of service now. With one replica nothing is ever taken out: its
+        retries decide."""
+        with self._health:
+            replica.in_flight -= 1
+            was_probing, replica.probing = replica.probing, False
+            self._health.notify_all()
+            if problem is None:
+                replica.failures = 0
+                if replica.out_until is not None:
+                    replica.out_until, replica.out_for, replica.reason = None, 0.0, ""
+                    log.info("replica %s is back in service", replica.base_url)
+                return False
+            replica.failures += 1
+            if len(self._replicas) == 1:
+                return False
+            if replica.out_until is not None and not was_probing:
+                return True  # already taken out by another request
+            if was_probing or problem.refused or replica.failures >= REPLICA_FAILURES:
+                replica.out_for = min(replica.out_for * 2, MAX_PROBE_INTERVAL) if was_probing else self.probe_interval
+                replica.out_until = time.monotonic() + replica.out_for
+                replica.reason = problem.reason if replica.failures == 1 else f"{problem.reason}, {replica.failures} in a row"
+                left = sum(r.out_until is None for r in self._replicas)
+                log.warning("replica %s taken out (%s); %d of %d left; trying it again in %gs",
+                            replica.base_url, replica.reason, left, len(self._replicas), replica.out_for)
+                return True
+            return False
+
+    def _classify(self, agent: str, model: str | None, replica: _Replica, call: Callable[[], T]) -> T:
         """Turn the client's exceptions into ours: retryable, fatal ``BackendError`` or a failed request."""
+        base_url = replica.base_url
         try:
             result = call()
         except openai.APITimeoutError:
             raise _Retryable(f"timed out after {self.timeout:g}s", unreachable=True) from None
         except openai.APIConnectionError as exc:
-            raise _Retryable(_connection_reason(exc, self._scrub), unreachable=True) from None
+            raise _Retryable(_connection_reason(exc, self._scrub), unreachable=True, refused=True) from None
         except openai.APIStatusError as exc:
             status = exc.status_code
             if status == 429 or status >= 500:
@@ -333,24 +478,24 @@ class OpenAIBackend:
             if status in (401, 403):
                 if self.api_key_env is None:
                     raise BackendError(
-                        f"agent {agent}: {self.base_url} refused the request (HTTP {status}); "
+                        f"agent {agent}: {base_url} refused the request (HTTP {status}); "
                         "it needs an API key: set api_key_env"
                     ) from None
                 raise BackendError(
                     f"agent {agent}: the API key in environment variable {self.api_key_env} "
-                    f"was rejected by {self.base_url} (HTTP {status})"
+                    f"was rejected by {base_url} (HTTP {status})"
                 ) from None
             if status == 404:
                 what = f"model '{model}'" if model else "the models list"
                 raise BackendError(
-                    f"agent {agent}: {what} not found at {self.base_url} (HTTP 404; check the model name "
+                    f"agent {agent}: {what} not found at {base_url} (HTTP 404; check the model name "
                     "and that the URL ends in /v1)"
                 ) from None
-            raise _Failed(f"HTTP {status} from {self.base_url}: {self._scrub(_body_message(exc))}") from None
+            raise _Failed(f"HTTP {status} from {base_url}: {self._scrub(_body_message(exc))}") from None
         except json.JSONDecodeError:  # a 200 whose JSON body does not parse (corrupted on the way): transient
             raise _Retryable("200 with a body that is not JSON", unreachable=False) from None
         except openai.APIError as exc:  # e.g. a response that does not parse
-            raise _Failed(f"bad response from {self.base_url}: {self._scrub(str(exc))}") from None
+            raise _Failed(f"bad response from {base_url}: {self._scrub(str(exc))}") from None
         if isinstance(result, (str, bytes)):  # a 200 that is not JSON at all (e.g. text/html from a proxy)
             raise _Retryable("200 with a body that is not JSON", unreachable=False)
         return result
@@ -359,7 +504,8 @@ class OpenAIBackend:
         """Servers may echo the key (or the URL with its credentials) back in an error body: never pass it on."""
         if self._key and self._key != _NO_KEY:
             text = text.replace(self._key, _REDACTED)
-        text = text.replace(self._url, self.base_url)
+        for replica in self._replicas:
+            text = text.replace(replica.url, replica.base_url)
         text = _replace_all(text, self._secrets)
         return " ".join(text.split())[:300]
 
