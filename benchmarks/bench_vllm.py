@@ -14,7 +14,10 @@ One ``vllm.LLM`` engine (the packaged Gemma 3 270M as a Hugging Face folder; on 
 3. naive: the harness one conversation at a time (a batch of one per call), on the first few
    conversations; its tokens per second against the harness's is the speed-up of batching turns.
 
-Engine start is timed apart and excluded from all three.
+Engine start is timed apart and excluded from all three. On CPU the backend starts the engine with
+chunked prefill off (issue 17: a seeded request's prefill split across engine steps kills vLLM's CPU
+worker), so the one batch, far above the step's token budget (``max_num_batched_tokens``), runs whole;
+the engine's settings and the batch's prompt tokens are printed and kept in the JSON detail.
 """
 from __future__ import annotations
 
@@ -73,6 +76,7 @@ def main() -> int:
     from teamgraph.backends.vllm_engine import VLLMBackend, packaged_hf_model
     from teamgraph.config import ConversationConfig
     from teamgraph.dialogue import plan_conversations, run_conversations
+    from teamgraph.errors import BackendError
     from teamgraph.store import Store
 
     cuda = torch.cuda.is_available()
@@ -85,8 +89,11 @@ def main() -> int:
     engine_start = time.perf_counter() - t0
     warm = GenerationRequest(agent="w", model="gemma-3-270m", prompt="Ada: Hello.\nBob:", max_tokens=8, seed=0)
     backend.generate([warm] * 4)
-    print(f"  engine start {engine_start:.1f}s ({'cuda' if cuda else 'cpu'}, vllm {vllm.__version__}), "
-          f"load {C.load_average()}", flush=True)
+    scheduler = llm.llm_engine.vllm_config.scheduler_config
+    chunked, budget = bool(scheduler.enable_chunked_prefill), int(scheduler.max_num_batched_tokens)
+    print(f"  engine start {engine_start:.1f}s ({'cuda' if cuda else 'cpu'}, vllm {vllm.__version__}, "
+          f"chunked prefill {'on' if chunked else 'off'}, {budget} tokens per step), load {C.load_average()}",
+          flush=True)
 
     settings = ConversationConfig(turns=turns, seed=0)
     specs = plan_conversations(roster(n_agents, args.max_tokens), ["mathematics"], settings)
@@ -105,15 +112,25 @@ def main() -> int:
 
         # 2. the same requests as one LLM.generate batch
         params = [backend.sampling_params(r) for r in requests]
+        tokenizer = llm.get_tokenizer()
+        prompt_tokens = sum(len(tokenizer(r.prompt)["input_ids"]) for r in requests)
         llm.reset_prefix_cache()  # the same prompt work as the harness did, not prompts it left in the cache
         t0 = time.perf_counter()
-        outputs = llm.generate([r.prompt for r in requests], params, use_tqdm=False)
+        try:
+            with backend._engine_dies("gemma-3-270m"):  # a dead engine: one line, not a worker traceback
+                outputs = llm.generate([r.prompt for r in requests], params, use_tqdm=False)
+        except BackendError as exc:
+            C.emit([C.result("vllm.harness_vs_batch", "harness throughput / one-batch engine throughput", None, "x",
+                             status="ERROR", note=f"one batch of {len(requests)} requests, {prompt_tokens} prompt "
+                                                  f"tokens (budget {budget} per step): {exc}")], args.json)
+            return 1
         batch_s = time.perf_counter() - t0
         batch_tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
         h_texts = [res.text for _, results in rec.calls for res in results]
         same = sum(a == o.outputs[0].text.strip() for a, o in zip(h_texts, outputs))
-        print(f"  one batch: {len(requests)} requests, {batch_tokens} tokens, {batch_s:.1f}s, "
-              f"same replies {same}/{len(requests)}, load {C.load_average()}", flush=True)
+        print(f"  one batch: {len(requests)} requests, {prompt_tokens} prompt tokens ({budget} per engine step), "
+              f"{batch_tokens} tokens, {batch_s:.1f}s, same replies {same}/{len(requests)}, load {C.load_average()}",
+              flush=True)
 
         # 3. naive: one conversation at a time, a batch of one per call
         naive_specs = specs[:n_naive]
@@ -137,6 +154,7 @@ def main() -> int:
               "naive_conversations": len(naive_specs), "conversations": len(specs), "turns": turns,
               "requests": len(requests), "batch_sizes": batch_sizes, "identical_replies": f"{same}/{len(requests)}",
               "device": "cuda" if cuda else "cpu", "vllm": vllm.__version__, "enforce_eager": eager,
+              "chunked_prefill": chunked, "max_num_batched_tokens": budget, "batch_prompt_tokens": prompt_tokens,
               "model": model_dir, "max_tokens": args.max_tokens}
     where = "cuda" if cuda else "cpu"
     results = [
@@ -147,8 +165,9 @@ def main() -> int:
                  "tok/s", detail=detail),
         C.result("vllm.harness_vs_batch", "harness throughput / one-batch engine throughput", h_rate / b_rate, "x",
                  0.8, ">=", detail=detail,
-                 note=f"{len(batch_sizes)} sequential turns of {max(batch_sizes)} vs one call of {len(requests)}; "
-                      f"same replies {same}/{len(requests)}"),
+                 note=f"{len(batch_sizes)} sequential turns of {max(batch_sizes)} vs one call of {len(requests)} "
+                      f"({prompt_tokens} prompt tokens, {budget} per step, chunked prefill "
+                      f"{'on' if chunked else 'off'}); same replies {same}/{len(requests)}"),
         C.result("vllm.harness_vs_naive", "harness throughput / one-conversation-at-a-time loop", h_rate / n_rate, "x",
                  detail=detail, note=f"INFO (speed-up); naive: {n_rate:.1f} tok/s on {len(naive_specs)} conversations"),
         C.result("vllm.peak_rss", "peak RSS of the harness process (the engine runs in its own)", main_rss / 1024, "GB",

