@@ -415,12 +415,15 @@ class Store:
 
     def probes(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Stored probe replies by id: dicts of id, agent, topic, probe, text, status; ids not stored are left out."""
+        return self._rows_by_key("probes", ("id", "agent", "topic", "probe", "text", "status"), ids)
+
+    def _rows_by_key(self, table: str, cols: Sequence[str], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Rows of ``table`` whose first column ``cols[0]`` is among ``keys``, as dicts by key (500 keys a query)."""
         out: dict[str, dict[str, Any]] = {}
-        cols = ("id", "agent", "topic", "probe", "text", "status")
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start:start + 500])
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
             marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(f"SELECT {', '.join(cols)} FROM probes WHERE id IN ({marks})", chunk):
+            for row in self._db.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE {cols[0]} IN ({marks})", chunk):
                 out[row[0]] = dict(zip(cols, row))
         return out
 
@@ -445,14 +448,8 @@ class Store:
     def get_answers(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Stored benchmark answers by key: dicts of key, agent, benchmark, item_id, round, raw, answer,
         status; keys not stored are left out."""
-        out: dict[str, dict[str, Any]] = {}
-        cols = ("key", "agent", "benchmark", "item_id", "round", "raw", "answer", "status")
-        for start in range(0, len(keys), 500):
-            chunk = list(keys[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(f"SELECT {', '.join(cols)} FROM answers WHERE key IN ({marks})", chunk):
-                out[row[0]] = dict(zip(cols, row))
-        return out
+        return self._rows_by_key("answers", ("key", "agent", "benchmark", "item_id", "round", "raw", "answer", "status"),
+                                 keys)
 
     def put_answers(self, rows: Iterable[dict[str, Any]]) -> None:
         """Record benchmark answers (``round`` defaults to 0, ``status`` to ``ok``); stored keys are kept."""
