@@ -55,10 +55,14 @@ def llama_server(
     model_alias: str | None = GEMMA_ALIAS,
     startup_timeout: float = 60.0,
     processes: list[subprocess.Popen[bytes]] | None = None,
+    logits_all: bool = True,
 ) -> Iterator[str]:
     """Run ``llama_cpp.server`` on ``model_path``; yield its base URL ``http://127.0.0.1:PORT/v1``.
 
-    ``processes``: the server's process is appended to it (to kill it mid-test)."""
+    ``processes``: the server's process is appended to it (to kill it mid-test).
+    ``logits_all``: the server's own default, which logprobs need. False makes it compute what an
+    in-process ``Llama()`` computes (the last layer for the last position only): the two differ in
+    the last digits, enough to flip a near-tied greedy token on some CPUs (seen in CI, 2026-12-02)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/v1"
     cmd = [
@@ -66,7 +70,7 @@ def llama_server(
         "--model", str(model_path),
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--n_threads", str(n_threads),
-        "--verbose", "False",
+        "--verbose", "False", "--logits_all", str(logits_all),
     ]
     if model_alias:
         cmd += ["--model_alias", model_alias]

@@ -267,6 +267,12 @@ def _drawn_midpoints(page) -> list[str]:
 
 
 def _click_point(page, trace_meta: str, index: int) -> None:
+    """Click one drawn point, as a person would: not within Plotly's double-click window of the last click.
+
+    Two clicks on the plot within ``doubleClickDelay`` (300 ms), wherever they land, are a double click
+    to Plotly: it resets the axes and the second click may select nothing. Clicking an agent 0.05-0.1 s
+    after an edge failed 2 times in 4 here (and in CI, on a faster machine); 0.45 s after, 5 in 5 passed."""
+    page.wait_for_timeout(page.evaluate("() => document.getElementById('graph')._context.doubleClickDelay") + 50)
     box = page.evaluate("""([meta, i]) => {
         const gd = document.getElementById('graph');
         const k = gd.data.findIndex(t => t.meta === meta);
