@@ -129,23 +129,25 @@ def test_chat_models_answer_through_a_real_llama_cpp_server(name, tmp_path):
 def test_local_and_served_chat_give_the_same_reply_for_the_same_seed():
     """Same weights, same template, greedy: in-process and served chat agree (the template is the GGUF's).
 
-    The server runs with ``logits_all`` off, as ``Llama()`` does in process: with it on (the server's
-    default) the last layer runs for every position on other kernels, and on CI's CPU (2026-12-02) a
-    near-tied token then went the other way ("...but two is not a multiple of 3." against "...but two
-    and three are actually two and three,")."""
+    Everything else that shapes the reply is the same on both sides too. ``repeat_penalty`` is explicit:
+    left out, ``Llama()`` applies 1.0 and llama_cpp.server 1.1 (docs/config.md). The server runs with
+    ``logits_all`` off, as ``Llama()`` does in process (on, the last layer runs for every position on
+    other kernels). On CI's CPU (2026-12-02), with neither set, the replies parted at a near tie:
+    "...but two is not a multiple of 3." against "...but two and three are actually two and three,"."""
     from teamgraph.backends.llamacpp import LlamaCppBackend
     from teamgraph.backends.openai_compat import OpenAIBackend
 
     name = "smollm2-135m-instruct"
+    request = dataclasses.replace(_chat_request(name, "chat"), repeat_penalty=1.0)
     local = LlamaCppBackend(n_threads=2, n_ctx=512)
     try:
-        [mine] = local.generate([_chat_request(name, "chat")])
+        [mine] = local.generate([request])
     finally:
         local.close()
     with llama_server(model_path(name), n_ctx=512, model_alias=name, logits_all=False) as url:
         served = OpenAIBackend(base_url=url, max_retries=0)
         try:
-            [theirs] = served.generate([_chat_request(name, "chat")])
+            [theirs] = served.generate([request])
         finally:
             served.close()
     assert mine.text == theirs.text and mine.text
