@@ -202,6 +202,8 @@ class Store:
     """
 
     def __init__(self, path: str | Path = ":memory:"):
+        if not isinstance(path, (str, Path)):  # str(None) would be a store file named "None"
+            raise TypeError(f"Store: path must be a file path or ':memory:', not {type(path).__name__}")
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)

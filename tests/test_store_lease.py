@@ -227,6 +227,14 @@ def test_readers_need_no_lease_and_old_stores_keep_working(tmp_path):
         assert store.counts()["conversations"] == 1
 
 
+def test_a_store_path_that_is_not_a_path_is_a_type_error_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for bad in (None, 3):
+        with pytest.raises(TypeError, match="path must be a file path or ':memory:'"):
+            Store(bad)
+    assert list(tmp_path.iterdir()) == []  # before this, Store(None) made a store file named "None"
+
+
 def test_an_unusable_file_is_one_input_error(tmp_path):
     bad = tmp_path / "bad.sqlite"
     bad.write_text("not sqlite at all " * 100)
