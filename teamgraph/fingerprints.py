@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .backends.base import Backend
+from .backends.base import Backend, generate_in_batches
 from .config import ConversationConfig
 from .dialogue import ConversationSpec, build_request
 from .embedding import Embedder
@@ -101,14 +101,8 @@ def run_probes(specs: Sequence[ProbeSpec], backends: Mapping[str, Backend], stor
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="probes", unit="reply", disable=not progress)
     try:
         for backend_name, group in itertools.groupby(todo, key=lambda s: s.agent.backend):
-            batch = list(group)
-            backend = backends[backend_name]
-            step = getattr(backend, "max_batch", None) or len(batch)
-            for start in range(0, len(batch), step):
-                chunk = batch[start:start + step]
-                results = backend.generate([_request(s, settings) for s in chunk])
-                if len(results) != len(chunk):
-                    raise RuntimeError(f"backend returned {len(results)} results for {len(chunk)} requests")
+            for chunk, results in generate_in_batches(backends[backend_name], list(group),
+                                                      lambda s: _request(s, settings)):
                 store.add_probes({"id": s.id, "agent": s.agent.name, "topic": s.topic, "probe": s.probe,
                                   "text": r.text, "status": r.status, "error": r.error, "n_tokens": r.n_tokens,
                                   "seconds": r.seconds} for s, r in zip(chunk, results))

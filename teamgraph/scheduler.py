@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .backends.base import Backend, ConcurrentBackend, GenerationRequest, GenerationResult
+from .backends.base import Backend, ConcurrentBackend, GenerationRequest, GenerationResult, generate_in_batches
 from .store import Store
 
 if TYPE_CHECKING:
@@ -77,12 +77,7 @@ def run_turn_synchronous(specs: Sequence[ConversationSpec], backends: Mapping[st
 def _generate_group(backend: Backend, group: list[tuple[ConversationSpec, GenerationRequest]], store: Store,
                     history: History, progress: Any) -> None:
     """``group``'s requests to one backend, in chunks of its ``max_batch``, each chunk stored as it returns."""
-    step = getattr(backend, "max_batch", None) or len(group)  # None: the backend takes any batch
-    for start in range(0, len(group), step):
-        chunk = group[start:start + step]
-        results = backend.generate([req for _, req in chunk])
-        if len(results) != len(chunk):
-            raise RuntimeError(f"backend returned {len(results)} results for {len(chunk)} requests")
+    for chunk, results in generate_in_batches(backend, group, lambda job: job[1]):
         _store(store, history, [(spec, len(history[spec.id]), req, res) for (spec, req), res in zip(chunk, results)])
         progress.update(len(chunk))
 

@@ -234,3 +234,43 @@ def test_replies_received_when_interrupted_are_stored(tmp_path):
     assert returned_before and set(returned_before) <= set(texts)
     for conv_id, rs in rows.items():
         assert [(r["speaker"], r["text"], r["status"]) for r in rs] == want[conv_id][:len(rs)]
+
+
+# -- batches for in-process backends (conversations, probes and answers all send them this way) --------
+
+class Chunked:
+    """Records each batch it is sent; ``short`` drops the last result of every batch."""
+
+    def __init__(self, max_batch, short=False):
+        self.max_batch, self.short, self.batches = max_batch, short, []
+
+    def generate(self, requests):
+        self.batches.append([r.agent for r in requests])
+        results = [GenerationResult.from_text(r.agent.upper()) for r in requests]
+        return results[:-1] if self.short else results
+
+
+@pytest.mark.parametrize("max_batch, sizes", [(2, [2, 2, 1]), (5, [5]), (None, [5]), (1, [1, 1, 1, 1, 1])])
+def test_generate_in_batches_cuts_at_max_batch_and_keeps_order(max_batch, sizes):
+    from teamgraph.backends.base import GenerationRequest, generate_in_batches
+
+    items = ["a", "b", "c", "d", "e"]
+    backend = Chunked(max_batch)
+    got = [(chunk, [r.text for r in results])
+           for chunk, results in generate_in_batches(backend, items, lambda x: GenerationRequest(agent=x, model="m", prompt=x))]
+    assert [len(b) for b in backend.batches] == sizes
+    assert [x for chunk, _ in got for x in chunk] == items
+    assert all(texts == [x.upper() for x in chunk] for chunk, texts in got)
+
+
+def test_generate_in_batches_yields_each_batch_before_asking_the_next_and_rejects_a_short_reply():
+    from teamgraph.backends.base import GenerationRequest, generate_in_batches
+
+    backend = Chunked(2)
+    batches = generate_in_batches(backend, ["a", "b", "c"], lambda x: GenerationRequest(agent=x, model="m", prompt=x))
+    next(batches)
+    assert backend.batches == [["a", "b"]]  # the caller stores this batch before the next is asked
+    assert list(generate_in_batches(backend, [], lambda x: None)) == [] and len(backend.batches) == 1
+    short = Chunked(2, short=True)
+    with pytest.raises(RuntimeError, match="backend returned 1 results for 2 requests"):
+        list(generate_in_batches(short, ["a", "b"], lambda x: GenerationRequest(agent=x, model="m", prompt=x)))

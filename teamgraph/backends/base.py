@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 from teamgraph.errors import RequestFailed
+
+T = TypeVar("T")
 
 __all__ = ["GenerationRequest", "GenerationResult", "ScoreRequest", "OptionScorer", "ContinuationScorer",
            "TOP_LOGPROBS", "options_from_top", "Backend", "ConcurrentBackend"]
@@ -152,3 +154,20 @@ class ConcurrentBackend(Protocol):
         """One result for one request (status ``error`` when it fails alone); BackendError when the backend
         itself fails. Safe to call from several threads at once."""
         ...
+
+
+def generate_in_batches(backend: Backend, items: Sequence[T],
+                        request: Callable[[T], GenerationRequest]) -> Iterator[tuple[list[T], list[GenerationResult]]]:
+    """``items``' requests sent to ``backend`` in chunks of its ``max_batch`` (absent or None: all at once).
+
+    Yields each chunk with its results, in order, as the backend returns it, so the caller stores one
+    chunk before the next is asked (an interrupted run keeps what came back). A backend that returns
+    another number of results than it was asked for is a RuntimeError.
+    """
+    step = getattr(backend, "max_batch", None) or max(1, len(items))
+    for start in range(0, len(items), step):
+        chunk = list(items[start:start + step])
+        results = backend.generate([request(x) for x in chunk])
+        if len(results) != len(chunk):
+            raise RuntimeError(f"backend returned {len(results)} results for {len(chunk)} requests")
+        yield chunk, list(results)

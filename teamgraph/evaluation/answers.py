@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from teamgraph.backends import agent_identities
-from teamgraph.backends.base import Backend, GenerationRequest, GenerationResult
+from teamgraph.backends.base import Backend, GenerationRequest, GenerationResult, generate_in_batches
 from teamgraph.errors import InputError
 from teamgraph.evaluation.extraction import answer_instruction, extract_answer, format_question, normalize_math
 from teamgraph.roster import Agent, legacy_key_dict
@@ -197,10 +197,7 @@ def run_jobs(
         for backend_name, group in itertools.groupby(todo, key=lambda j: j.agent.backend):
             group = list(group)
             backend = _backend(backends, group[0].agent)
-            step = getattr(backend, "max_batch", None) or len(group)  # None: the backend takes any batch
-            for start in range(0, len(group), step):
-                chunk = group[start:start + step]
-                results = backend.generate([j.request for j in chunk])
+            for chunk, results in generate_in_batches(backend, group, lambda j: j.request):
                 stored.update(_store_chunk(store, chunk, results))
                 bar.update(len(chunk))
     finally:
@@ -209,8 +206,6 @@ def run_jobs(
 
 
 def _store_chunk(store: Store, chunk: Sequence[AnswerJob], results: Sequence[GenerationResult]) -> dict[str, dict]:
-    if len(results) != len(chunk):
-        raise RuntimeError(f"backend returned {len(results)} results for {len(chunk)} requests")
     rows = [{
         "key": job.key, "agent": job.agent.name, "benchmark": str(job.item["benchmark"]),
         "item_id": str(job.item["item_id"]), "round": job.round, "raw": res.text,
