@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .backends.base import Backend, ConcurrentBackend, GenerationRequest, GenerationResult, generate_in_batches
+from .backends.base import Backend, ConcurrentBackend, GenerationRequest, GenerationResult, batch_size, generate_in_batches
 from .store import Store
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ def _run_one_batch(batched: list[ConversationSpec], backends: Mapping[str, Backe
     name = key(batched[0])[0]
     backend = backends[name]
     group = [s for s in batched if key(s)[0] == name]
-    chunk = group[:getattr(backend, "max_batch", None) or len(group)]
+    chunk = group[:batch_size(backend, len(group))]
     taken = {s.id for s in chunk}
     batched[:] = [s for s in batched if s.id not in taken]
     _generate_group(backend, [(s, request_for(s, history[s.id])) for s in chunk], store, history, progress)

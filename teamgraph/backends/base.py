@@ -156,15 +156,21 @@ class ConcurrentBackend(Protocol):
         ...
 
 
+def batch_size(backend: Backend, n: int) -> int:
+    """How many of ``n`` waiting requests go in one ``generate`` call: the backend's ``max_batch`` (absent
+    or None: any batch, so all of them; at least 1)."""
+    return getattr(backend, "max_batch", None) or max(1, n)
+
+
 def generate_in_batches(backend: Backend, items: Sequence[T],
                         request: Callable[[T], GenerationRequest]) -> Iterator[tuple[list[T], list[GenerationResult]]]:
-    """``items``' requests sent to ``backend`` in chunks of its ``max_batch`` (absent or None: all at once).
+    """``items``' requests sent to ``backend`` in chunks of :func:`batch_size`.
 
     Yields each chunk with its results, in order, as the backend returns it, so the caller stores one
     chunk before the next is asked (an interrupted run keeps what came back). A backend that returns
     another number of results than it was asked for is a RuntimeError.
     """
-    step = getattr(backend, "max_batch", None) or max(1, len(items))
+    step = batch_size(backend, len(items))
     for start in range(0, len(items), step):
         chunk = list(items[start:start + step])
         results = backend.generate([request(x) for x in chunk])
